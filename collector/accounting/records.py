@@ -1,0 +1,49 @@
+"""What accounting hands downstream: increments, observations and the tally of a batch.
+
+Downstream (exporters, the store) owns an `Accounted` once it receives it and must treat it
+as read-only; the same object is given to every sink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from collector.contract import Metric
+from collector.identity import Identity
+from collector.model import Refusals
+
+
+@dataclass(frozen=True, slots=True)
+class Increment:
+    """`amount` (in `metric.scale` units) to add to one series of `metric`."""
+
+    metric: Metric
+    identity: Identity
+    labels: tuple[str, ...]
+    amount: int
+    session: str | None
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One histogram sample, in seconds."""
+
+    metric: Metric
+    identity: Identity
+    labels: tuple[str, ...]
+    seconds: float
+
+
+@dataclass(slots=True)
+class Accounted:
+    increments: list[Increment] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    #: identities that sent anything accepted in this batch (for last-seen), even with no
+    #: increment: a cumulative re-send with nothing new still proves the exporter is alive.
+    seen: set[Identity] = field(default_factory=set)
+    accepted: int = 0
+    duplicate: int = 0
+    stale: int = 0
+    ignored: int = 0
+    rejected: Refusals = field(default_factory=Refusals)

@@ -1,0 +1,312 @@
+"""The collector's own config (`otel-config.yaml`), typed and validated when loaded.
+
+Shaped like an OpenTelemetry Collector config (receivers / processors / exporters / service)
+so operators read it without a manual; see docs/configuration.md for every key. Loading
+fails fast with a `ConfigError` naming the key path and the reason, e.g.
+`receivers.otlp.protocols.http.endpoint: expected host:port, got 'localhost'`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from collector.envsubst import EnvError, substitute
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
+
+
+class ConfigError(ValueError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenConfig:
+    name: str
+    token: str = field(repr=False)
+    user: str | None = None
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    grpc_endpoint: Endpoint = Endpoint("127.0.0.1", 4317)
+    grpc_max_bytes: int = 4 * 1024 * 1024
+    http_endpoint: Endpoint = Endpoint("127.0.0.1", 4318)
+    http_max_bytes: int = 4 * 1024 * 1024
+    max_inflight_requests: int = 64
+    tokens: tuple[TokenConfig, ...] = ()
+    auth_required: bool = False
+    allow_unauthenticated: bool = False
+    directory: Path | None = None
+    stream_ttl_ns: int = 24 * 3600 * 10**9
+    dedupe_ttl_ns: int = 48 * 3600 * 10**9
+    max_streams: int = 1_000_000
+    metrics_endpoint: Endpoint = Endpoint("127.0.0.1", 8889)
+    max_users: int = 10_000
+    max_label_values: int = 1_000
+    user_idle_ns: int = 30 * 86400 * 10**9
+    log_level: str = "info"
+
+
+class _Reader:
+    """Walks the YAML tree, remembering the key path for error messages."""
+
+    def __init__(self, data: Any, path: str, environ: Mapping[str, str], base: Path) -> None:
+        self.data, self.path, self.environ, self.base = data, path, environ, base
+
+    def child(self, key: str) -> _Reader:
+        data = self.data.get(key) if isinstance(self.data, dict) else None
+        return _Reader(data, f"{self.path}.{key}" if self.path else key, self.environ, self.base)
+
+    def error(self, reason: str) -> ConfigError:
+        return ConfigError(self.path, reason)
+
+    def mapping(self, allowed: set[str]) -> dict[str, Any]:
+        if self.data is None:
+            return {}
+        if not isinstance(self.data, dict):
+            raise self.error(f"expected a mapping, got {type(self.data).__name__}")
+        for key in self.data:
+            if key not in allowed:
+                raise self.child(str(key)).error(
+                    f"unknown key (allowed: {', '.join(sorted(allowed))})"
+                )
+        return self.data
+
+    def string(self, default: str | None = None) -> str | None:
+        if self.data is None:
+            return default
+        if not isinstance(self.data, str | int | float) or isinstance(self.data, bool):
+            raise self.error(f"expected a string, got {type(self.data).__name__}")
+        try:
+            return substitute(str(self.data), self.environ)
+        except EnvError as exc:
+            raise self.error(str(exc)) from exc
+
+    def integer(self, default: int, minimum: int = 0) -> int:
+        text = self.string()
+        if text is None:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise self.error(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise self.error(f"must be >= {minimum}, got {value}")
+        return value
+
+    def boolean(self, default: bool) -> bool:
+        if isinstance(self.data, bool) or self.data is None:
+            return default if self.data is None else self.data
+        text = (self.string() or "").lower()
+        if text in ("true", "yes", "1"):
+            return True
+        if text in ("false", "no", "0"):
+            return False
+        raise self.error(f"expected true or false, got {text!r}")
+
+    def duration_ns(self, default: int) -> int:
+        text = self.string()
+        if text is None:
+            return default
+        total, pos = 0, 0
+        for match in _DURATION.finditer(text):
+            if match.start() != pos:
+                break
+            total += round(float(match.group(1)) * _UNITS_NS[match.group(2)])
+            pos = match.end()
+        if pos != len(text) or not text or total <= 0:
+            raise self.error(f"expected a positive duration like 90s, 30m, 24h or 7d, got {text!r}")
+        return total
+
+    def endpoint(self, default: Endpoint) -> Endpoint:
+        text = self.string()
+        if text is None:
+            return default
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise self.error(f"expected host:port, got {text!r}")
+        return Endpoint(host.strip("[]"), int(port))
+
+    def path_value(self) -> Path | None:
+        text = self.string()
+        if text is None:
+            return None
+        path = Path(text)
+        return path if path.is_absolute() else self.base / path
+
+
+def _tokens(reader: _Reader) -> tuple[TokenConfig, ...]:
+    if reader.data is None:
+        return ()
+    if not isinstance(reader.data, list):
+        raise reader.error("expected a list of tokens")
+    tokens: list[TokenConfig] = []
+    names: set[str] = set()
+    for index in range(len(reader.data)):
+        item = _Reader(reader.data[index], f"{reader.path}[{index}]", reader.environ, reader.base)
+        item.mapping({"name", "token", "token_file", "user", "team"})
+        name = item.child("name").string()
+        if not name:
+            raise item.child("name").error("required")
+        if name in names:
+            raise item.child("name").error(f"duplicate token name {name!r}")
+        names.add(name)
+        secret = item.child("token").string()
+        token_file = item.child("token_file").path_value()
+        if (secret is None) == (token_file is None):
+            raise item.error("give exactly one of token or token_file")
+        if token_file is not None:
+            try:
+                secret = token_file.read_text().strip()
+            except OSError as exc:
+                raise item.child("token_file").error(
+                    f"cannot read {token_file}: {exc.strerror}"
+                ) from exc
+        if not secret or len(secret) < 8:
+            raise item.child("token").error("must be at least 8 characters")
+        tokens.append(
+            TokenConfig(name, secret, item.child("user").string(), item.child("team").string())
+        )
+    return tuple(tokens)
+
+
+def parse(
+    document: Any, environ: Mapping[str, str] | None = None, base: Path | None = None
+) -> Config:
+    """Build a `Config` from a parsed YAML document; raise `ConfigError` on the first problem."""
+    root = _Reader(document, "", environ if environ is not None else os.environ, base or Path.cwd())
+    if document is not None and not isinstance(document, dict):
+        raise ConfigError("", "the config must be a YAML mapping")
+    root.mapping({"receivers", "processors", "exporters", "service", "extensions"})
+    d = Config()
+
+    receivers = root.child("receivers")
+    receivers.mapping({"otlp"})
+    otlp = receivers.child("otlp")
+    otlp.mapping({"protocols", "auth", "max_inflight_requests"})
+    protocols = otlp.child("protocols")
+    protocols.mapping({"grpc", "http"})
+    grpc_cfg, http_cfg = protocols.child("grpc"), protocols.child("http")
+    grpc_cfg.mapping({"endpoint", "max_recv_msg_size_mib"})
+    http_cfg.mapping({"endpoint", "max_request_body_size"})
+    auth = otlp.child("auth")
+    auth.mapping({"tokens", "required", "allow_unauthenticated"})
+    tokens = _tokens(auth.child("tokens"))
+    auth_required = auth.child("required").boolean(bool(tokens))
+    if auth_required and not tokens:
+        raise auth.child("tokens").error("auth is required but no tokens are configured")
+
+    processors = root.child("processors")
+    processors.mapping({"claude_code"})
+    proc = processors.child("claude_code")
+    proc.mapping({"directory", "stream_ttl", "dedupe_ttl", "max_streams"})
+
+    exporters = root.child("exporters")
+    exporters.mapping({"prometheus"})
+    prom = exporters.child("prometheus")
+    prom.mapping({"endpoint", "max_users", "max_label_values", "user_idle_timeout"})
+
+    service = root.child("service")
+    service.mapping({"pipelines", "telemetry"})
+    _check_pipelines(service.child("pipelines"))
+    telemetry = service.child("telemetry")
+    telemetry.mapping({"logs"})
+    logs = telemetry.child("logs")
+    logs.mapping({"level"})
+    level = (logs.child("level").string("info") or "info").lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise logs.child("level").error(f"expected debug, info, warning or error, got {level!r}")
+
+    config = Config(
+        grpc_endpoint=grpc_cfg.child("endpoint").endpoint(d.grpc_endpoint),
+        grpc_max_bytes=grpc_cfg.child("max_recv_msg_size_mib").integer(4, minimum=1) * 1024 * 1024,
+        http_endpoint=http_cfg.child("endpoint").endpoint(d.http_endpoint),
+        http_max_bytes=http_cfg.child("max_request_body_size").integer(
+            d.http_max_bytes, minimum=1024
+        ),
+        max_inflight_requests=otlp.child("max_inflight_requests").integer(
+            d.max_inflight_requests, 1
+        ),
+        tokens=tokens,
+        auth_required=auth_required,
+        allow_unauthenticated=auth.child("allow_unauthenticated").boolean(False),
+        directory=proc.child("directory").path_value(),
+        stream_ttl_ns=proc.child("stream_ttl").duration_ns(d.stream_ttl_ns),
+        dedupe_ttl_ns=proc.child("dedupe_ttl").duration_ns(d.dedupe_ttl_ns),
+        max_streams=proc.child("max_streams").integer(d.max_streams, minimum=1000),
+        metrics_endpoint=prom.child("endpoint").endpoint(d.metrics_endpoint),
+        max_users=prom.child("max_users").integer(d.max_users, minimum=1),
+        max_label_values=prom.child("max_label_values").integer(d.max_label_values, minimum=1),
+        user_idle_ns=prom.child("user_idle_timeout").duration_ns(d.user_idle_ns),
+        log_level=level,
+    )
+    exposed = [e for e in (config.grpc_endpoint, config.http_endpoint) if not e.loopback]
+    if exposed and not config.auth_required and not config.allow_unauthenticated:
+        raise auth.error(
+            f"OTLP would listen on non-loopback {exposed[0]} without authentication; configure "
+            "tokens, or set allow_unauthenticated: true to accept anyone who can reach it"
+        )
+    return config
+
+
+_COMPONENTS = {"receivers": {"otlp"}, "processors": {"claude_code"}, "exporters": {"prometheus"}}
+
+
+def _check_pipelines(reader: _Reader) -> None:
+    """Pipelines are fixed (OTLP -> accounting -> exposition), but a typo should still fail."""
+    for name in reader.mapping({"metrics", "logs", "traces"}):
+        pipeline = reader.child(name)
+        pipeline.mapping(set(_COMPONENTS))
+        for kind, known in _COMPONENTS.items():
+            refs = pipeline.child(kind)
+            if refs.data is None:
+                continue
+            if not isinstance(refs.data, list):
+                raise refs.error("expected a list of component names")
+            for index, ref in enumerate(refs.data):
+                if ref not in known:
+                    raise ConfigError(f"{refs.path}[{index}]", f"unknown {kind[:-1]} {ref!r}")
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+    return parse(document, environ, base=path.resolve().parent)

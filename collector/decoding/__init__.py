@@ -1,0 +1,1 @@
+"""OTLP wire formats (protobuf, OTLP/JSON, gzip) to our internal records."""
