@@ -207,7 +207,7 @@ class Accountant:
 
     # -- events ------------------------------------------------------------------------
 
-    def account_events(
+    def account_logs(
         self, batch: EventsBatch, token: TokenIdentity | None, now_ns: int
     ) -> Accounted:
         self.tick(now_ns)

@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint
+
+# Debian's python3 needs python3-venv for `-m venv`; install it when missing (as root).
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+# The bundled config requires a bearer token; make one on first run, readable only by you.
+data/ingest-token:
+	mkdir -p data
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
+	@echo "Generated an ingest token in $@ (give it to Claude Code, see README)."
+
+run: $(VENV)/.installed-run data/ingest-token
+	CC_INGEST_TOKEN="$${CC_INGEST_TOKEN:-$$(cat data/ingest-token)}" $(BIN)/cc-collector serve --config otel-config.yaml
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check collector exporters tests
+
+test: $(VENV)/.installed-test
+	$(MAKE) lint
+	$(BIN)/python -m pytest

@@ -1,0 +1,1 @@
+"""OTLP transports: thin adapters from gRPC and HTTP onto `collector.ingest.Ingest`."""

@@ -1,0 +1,141 @@
+"""Wiring and lifecycle: build the pipeline from a `Config`, start it, stop it gracefully.
+
+Start order: metrics port, then OTLP/HTTP, then OTLP/gRPC; stop in reverse, and only what
+started. Stopping first closes the listeners (no new requests), then waits up to `grace`
+seconds for requests in flight to be answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from grpc import aio
+from prometheus_client.registry import CollectorRegistry
+
+from collector.accounting.engine import Accountant, AccountingSettings
+from collector.auth import Authenticator
+from collector.config import Config
+from collector.directory import Directory
+from collector.httpapi import make_app
+from collector.identity import IdentityResolver
+from collector.ingest import Admission, Ingest
+from collector.receivers.grpc import OtlpGrpcReceiver
+from collector.receivers.http import OtlpHttpReceiver
+from collector.selfstats import SelfStats
+from exporters.prometheus import ContractCollector, ExpositionState
+from exporters.selfmetrics import SelfCollector
+
+log = logging.getLogger("cc_collector")
+
+
+@dataclass
+class Ports:
+    grpc: int = 0
+    http: int = 0
+    metrics: int = 0
+
+
+@dataclass
+class CollectorService:
+    config: Config
+    ports: Ports = field(default_factory=Ports)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        directory = Directory.load(cfg.directory) if cfg.directory else Directory()
+        self.stats = SelfStats()
+        self.accountant = Accountant(
+            IdentityResolver(directory),
+            AccountingSettings(
+                stream_ttl_ns=cfg.stream_ttl_ns,
+                dedupe_ttl_ns=cfg.dedupe_ttl_ns,
+                max_streams=cfg.max_streams,
+            ),
+        )
+        self.exposition = ExpositionState(cfg.max_users, cfg.max_label_values, cfg.user_idle_ns)
+        self.ingest = Ingest(self.accountant, [self.exposition], self.stats)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(ContractCollector(self.exposition))
+        self.registry.register(
+            SelfCollector(
+                self.stats,
+                self.accountant.state_sizes,
+                self.accountant.evictions,
+                self.exposition.label_overflow,
+            )
+        )
+        auth = Authenticator(cfg.tokens, cfg.auth_required)
+        admission = Admission(cfg.max_inflight_requests, self.stats)
+        self.http = OtlpHttpReceiver(self.ingest, auth, admission, cfg.http_max_bytes)
+        self.grpc = OtlpGrpcReceiver(self.ingest, auth, admission, cfg.grpc_max_bytes)
+        self.ready: dict[str, bool] = {"ready": False}
+        self._runners: list[web.AppRunner] = []
+        self._grpc_server: aio.Server | None = None
+
+    async def _start_http(self, app: web.Application, host: str, port: int) -> int:
+        runner = web.AppRunner(app, auto_decompress=False, access_log=None, shutdown_timeout=10)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        return int(runner.addresses[0][1])
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.ports.metrics = await self._start_http(
+            make_app(self.registry, self.ready),
+            cfg.metrics_endpoint.host,
+            cfg.metrics_endpoint.port,
+        )
+        self.ports.http = await self._start_http(
+            self.http.app(), cfg.http_endpoint.host, cfg.http_endpoint.port
+        )
+        server = aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 4 * cfg.grpc_max_bytes),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        server.add_generic_rpc_handlers((self.grpc,))
+        self.ports.grpc = server.add_insecure_port(str(cfg.grpc_endpoint))
+        if self.ports.grpc == 0:
+            raise OSError(f"cannot listen for OTLP/gRPC on {cfg.grpc_endpoint}")
+        await server.start()
+        self._grpc_server = server
+        self.ready["ready"] = True
+        log.info(
+            "listening: otlp grpc :%d, otlp http :%d, metrics http :%d (auth %s)",
+            self.ports.grpc,
+            self.ports.http,
+            self.ports.metrics,
+            "required" if cfg.auth_required else "off",
+        )
+
+    async def stop(self, grace: float = 10.0) -> None:
+        self.ready["ready"] = False
+        if self._grpc_server is not None:
+            await self._grpc_server.stop(grace)
+            self._grpc_server = None
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    service = CollectorService(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.start()
+        await stop.wait()
+        log.info("shutting down: finishing requests in flight")
+    finally:
+        await service.stop()
+    log.info("stopped")

@@ -1,0 +1,1 @@
+"""What leaves the collector: the Prometheus exposition (and later store and OTLP sinks)."""

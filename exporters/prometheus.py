@@ -1,0 +1,149 @@
+"""The public metrics contract served on `/metrics`: state, and a scrape-time collector.
+
+`ExpositionState` is a sink: it adds each batch's increments to plain dicts keyed by label
+tuples. `ContractCollector` renders those dicts into metric families when scraped, on a
+private registry, so there is no prometheus_client child object per series (scrape cost at
+10k users) and rendering is a pure read of a snapshot.
+
+Users are capped (`max_users`, beyond it `user="_other"`) and a user idle longer than
+`user_idle_ns` is forgotten: all of their series leave the exposition. If they come back,
+their counters start again from zero, which Prometheus' `rate()`/`increase()` read as a
+counter reset, so no increment is lost in PromQL (docs/metrics.md, "Cardinality").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from collector import contract as c
+from collector.accounting.records import Accounted
+from exporters.labels import LabelLimiter
+
+_CAPPED_OWN_LABELS = ("model", "tool", "event", "status_code", "source", "terminal")
+
+
+@dataclass(slots=True)
+class _Histogram:
+    buckets: list[int]
+    total: float = 0.0
+    count: int = 0
+
+
+@dataclass(slots=True)
+class ExpositionState:
+    max_users: int = 10_000
+    max_label_values: int = 1_000
+    user_idle_ns: int = 30 * 86400 * 10**9
+    counters: dict[c.Metric, dict[tuple[str, ...], int]] = field(default_factory=dict)
+    histograms: dict[c.Metric, dict[tuple[str, ...], _Histogram]] = field(default_factory=dict)
+    last_seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    limiters: dict[str, LabelLimiter] = field(default_factory=dict)
+    _swept_at: int = 0
+
+    def __post_init__(self) -> None:
+        self.counters = {m: {} for m in c.COUNTERS}
+        self.histograms = {m: {} for m in c.HISTOGRAMS}
+        self.limiters = {"user": LabelLimiter("user", self.max_users)}
+        for label in _CAPPED_OWN_LABELS:
+            self.limiters[label] = LabelLimiter(label, self.max_label_values)
+
+    def _labels(
+        self, metric: c.Metric, user: str, team: str, own: tuple[str, ...], now: int
+    ) -> tuple[str, ...]:
+        ident = {"user": user, "team": team}
+        values = [ident[name] for name in metric.identity]
+        for name, value in zip(metric.own, own, strict=True):
+            limiter = self.limiters.get(name)
+            values.append(limiter.admit(value, now) if limiter else value)
+        return tuple(values)
+
+    def apply(self, accounted: Accounted, now_ns: int) -> None:
+        """Add a batch; called once per accepted request, after accounting."""
+        users: dict[str, str] = {}
+
+        def user_of(actor: str) -> str:
+            found = users.get(actor)
+            if found is None:
+                found = users[actor] = self.limiters["user"].admit(actor, now_ns)
+            return found
+
+        for identity in accounted.seen:
+            self.last_seen[(user_of(identity.actor), identity.team)] = now_ns
+        for inc in accounted.increments:
+            user = user_of(inc.identity.actor) if "user" in inc.metric.identity else ""
+            key = self._labels(inc.metric, user, inc.identity.team, inc.labels, now_ns)
+            series = self.counters[inc.metric]
+            series[key] = series.get(key, 0) + inc.amount
+        for obs in accounted.observations:
+            key = self._labels(obs.metric, "", obs.identity.team, obs.labels, now_ns)
+            hist = self.histograms[obs.metric].get(key)
+            bounds = c.BUCKETS[obs.metric]
+            if hist is None:
+                hist = self.histograms[obs.metric][key] = _Histogram([0] * (len(bounds) + 1))
+            for i, bound in enumerate(bounds):
+                if obs.seconds <= bound:
+                    hist.buckets[i] += 1
+            hist.buckets[-1] += 1
+            hist.total += obs.seconds
+            hist.count += 1
+        self.sweep(now_ns)
+
+    def sweep(self, now_ns: int) -> None:
+        """Drop users idle past the timeout, at most once a minute."""
+        if now_ns - self._swept_at < 60 * 10**9:
+            return
+        self._swept_at = now_ns
+        gone = set(self.limiters["user"].idle(now_ns - self.user_idle_ns))
+        if not gone:
+            return
+        self.last_seen = {k: v for k, v in self.last_seen.items() if k[0] not in gone}
+        for metric, series in self.counters.items():
+            if "user" in metric.identity:
+                for key in [k for k in series if k[0] in gone]:
+                    del series[key]
+
+    def label_overflow(self) -> dict[str, int]:
+        return {name: lim.overflow for name, lim in self.limiters.items()}
+
+
+class ContractCollector(Collector):
+    """Renders `ExpositionState` as the contract's metric families."""
+
+    def __init__(self, state: ExpositionState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        for metric, series in state.counters.items():
+            family = CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
+            scale = metric.scale
+            for labels, amount in series.items():
+                family.add_metric(labels, amount / scale if scale != 1 else amount)
+            yield family
+        for metric, hists in state.histograms.items():
+            family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
+            bounds = c.BUCKETS[metric]
+            for labels, hist in hists.items():
+                cumulative = [(_fmt(b), n) for b, n in zip(bounds, hist.buckets, strict=False)]
+                cumulative.append(("+Inf", hist.buckets[-1]))
+                family.add_metric(labels, cumulative, hist.total)
+            yield family
+        seen = GaugeMetricFamily(
+            c.USER_LAST_SEEN.name, c.USER_LAST_SEEN.help, labels=c.USER_LAST_SEEN.labels
+        )
+        for labels, ns in state.last_seen.items():
+            seen.add_metric(labels, ns / 1e9)
+        yield seen
+
+
+def _fmt(bound: float) -> str:
+    return str(float(bound))
