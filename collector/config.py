@@ -46,7 +46,8 @@ class Endpoint:
             return False
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class Config:
     stream_ttl_ns: int = 24 * 3600 * 10**9
     dedupe_ttl_ns: int = 48 * 3600 * 10**9
     max_streams: int = 1_000_000
+    max_dedupe_keys: int = 10_000_000
     metrics_endpoint: Endpoint = Endpoint("127.0.0.1", 8889)
     max_users: int = 10_000
     max_label_values: int = 1_000
@@ -230,7 +232,7 @@ def parse(
     processors = root.child("processors")
     processors.mapping({"claude_code"})
     proc = processors.child("claude_code")
-    proc.mapping({"directory", "stream_ttl", "dedupe_ttl", "max_streams"})
+    proc.mapping({"directory", "stream_ttl", "dedupe_ttl", "max_streams", "max_dedupe_keys"})
 
     exporters = root.child("exporters")
     exporters.mapping({"prometheus"})
@@ -265,6 +267,7 @@ def parse(
         stream_ttl_ns=proc.child("stream_ttl").duration_ns(d.stream_ttl_ns),
         dedupe_ttl_ns=proc.child("dedupe_ttl").duration_ns(d.dedupe_ttl_ns),
         max_streams=proc.child("max_streams").integer(d.max_streams, minimum=1000),
+        max_dedupe_keys=proc.child("max_dedupe_keys").integer(d.max_dedupe_keys, minimum=1000),
         metrics_endpoint=prom.child("endpoint").endpoint(d.metrics_endpoint),
         max_users=prom.child("max_users").integer(d.max_users, minimum=1),
         max_label_values=prom.child("max_label_values").integer(d.max_label_values, minimum=1),

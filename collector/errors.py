@@ -22,6 +22,7 @@ class ErrorKind(enum.Enum):
     UNAUTHENTICATED = "unauthenticated"
     OVERLOADED = "overloaded"
     UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
 
 
 HTTP_STATUS: dict[ErrorKind, int] = {
@@ -31,6 +32,7 @@ HTTP_STATUS: dict[ErrorKind, int] = {
     ErrorKind.UNAUTHENTICATED: 401,
     ErrorKind.OVERLOADED: 429,
     ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.TIMEOUT: 408,
 }
 
 GRPC_CODE: dict[ErrorKind, grpc.StatusCode] = {
@@ -40,6 +42,7 @@ GRPC_CODE: dict[ErrorKind, grpc.StatusCode] = {
     ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
     ErrorKind.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 

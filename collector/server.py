@@ -54,6 +54,7 @@ class CollectorService:
                 stream_ttl_ns=cfg.stream_ttl_ns,
                 dedupe_ttl_ns=cfg.dedupe_ttl_ns,
                 max_streams=cfg.max_streams,
+                max_dedupe_keys=cfg.max_dedupe_keys,
             ),
         )
         self.exposition = ExpositionState(cfg.max_users, cfg.max_label_values, cfg.user_idle_ns)
@@ -101,9 +102,10 @@ class CollectorService:
             ]
         )
         server.add_generic_rpc_handlers((self.grpc,))
-        self.ports.grpc = server.add_insecure_port(str(cfg.grpc_endpoint))
-        if self.ports.grpc == 0:
-            raise OSError(f"cannot listen for OTLP/gRPC on {cfg.grpc_endpoint}")
+        try:
+            self.ports.grpc = server.add_insecure_port(str(cfg.grpc_endpoint))
+        except RuntimeError as exc:  # grpc reports a busy or bad address this way
+            raise OSError(f"cannot listen for OTLP/gRPC on {cfg.grpc_endpoint}: {exc}") from exc
         await server.start()
         self._grpc_server = server
         self.ready["ready"] = True

@@ -13,7 +13,8 @@ counter reset, so no increment is lost in PromQL (docs/metrics.md, "Cardinality"
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
@@ -28,7 +29,19 @@ from collector import contract as c
 from collector.accounting.records import Accounted
 from exporters.labels import LabelLimiter
 
-_CAPPED_OWN_LABELS = ("model", "tool", "event", "status_code", "source", "terminal")
+#: labels whose values come from clients and so need a cap too (user has its own, larger one).
+_CAPPED_LABELS = (
+    "team",
+    "model",
+    "tool",
+    "event",
+    "status_code",
+    "source",
+    "terminal",
+    "type",
+    "decision",
+    "success",
+)
 
 
 @dataclass(slots=True)
@@ -53,14 +66,16 @@ class ExpositionState:
         self.counters = {m: {} for m in c.COUNTERS}
         self.histograms = {m: {} for m in c.HISTOGRAMS}
         self.limiters = {"user": LabelLimiter("user", self.max_users)}
-        for label in _CAPPED_OWN_LABELS:
+        for label in _CAPPED_LABELS:
             self.limiters[label] = LabelLimiter(label, self.max_label_values)
 
     def _labels(
         self, metric: c.Metric, user: str, team: str, own: tuple[str, ...], now: int
     ) -> tuple[str, ...]:
-        ident = {"user": user, "team": team}
-        values = [ident[name] for name in metric.identity]
+        values = [
+            user if name == "user" else self.limiters["team"].admit(team, now)
+            for name in metric.identity
+        ]
         for name, value in zip(metric.own, own, strict=True):
             limiter = self.limiters.get(name)
             values.append(limiter.admit(value, now) if limiter else value)
@@ -77,7 +92,8 @@ class ExpositionState:
             return found
 
         for identity in accounted.seen:
-            self.last_seen[(user_of(identity.actor), identity.team)] = now_ns
+            team = self.limiters["team"].admit(identity.team, now_ns)
+            self.last_seen[(user_of(identity.actor), team)] = now_ns
         for inc in accounted.increments:
             user = user_of(inc.identity.actor) if "user" in inc.metric.identity else ""
             key = self._labels(inc.metric, user, inc.identity.team, inc.labels, now_ns)
@@ -118,11 +134,13 @@ class ExpositionState:
 class ContractCollector(Collector):
     """Renders `ExpositionState` as the contract's metric families."""
 
-    def __init__(self, state: ExpositionState) -> None:
+    def __init__(self, state: ExpositionState, clock: Callable[[], int] = time.time_ns) -> None:
         self.state = state
+        self.clock = clock
 
     def collect(self) -> Iterator[Metric]:
         state = self.state
+        state.sweep(self.clock())  # idle users leave even when no data is arriving
         for metric, series in state.counters.items():
             family = CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
             scale = metric.scale

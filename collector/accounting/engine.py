@@ -17,6 +17,7 @@ from collector.accounting.highwater import HighWater, Source
 from collector.accounting.records import Accounted, Increment, Observation
 from collector.accounting.streams import CumulativeStreams, DeltaDedupe, Outcome
 from collector.decoding.attributes import Attributes, as_bool, as_float, as_int, as_str
+from collector.decoding.metrics import MAX_VALUE
 from collector.identity import Identity, IdentityResolver, TokenIdentity, normalize_model
 from collector.model import Event, EventsBatch, MetricPoint, MetricsBatch, Temporality
 
@@ -171,7 +172,9 @@ class Accountant:
     ) -> None:
         session = as_str(point.attributes, "session.id")
         if session is not None:
-            amount = self.sessions.add((identity.actor, session), Source.METRICS, amount)
+            amount = self.sessions.add(
+                _owner(point.attributes, identity, session), Source.METRICS, amount
+            )
         self._emit(
             out, c.SESSIONS, identity, (identity.terminal,), amount, point.attributes, point.time_ns
         )
@@ -187,7 +190,7 @@ class Accountant:
         attrs: Attributes,
         time_ns: int,
     ) -> None:
-        key = (identity.actor, as_str(attrs, "session.id"), metric.name, labels)
+        key = (_owner(attrs, identity, as_str(attrs, "session.id")), metric.name, labels)
         grown = self.spend.add(key, source, amount)
         self._emit(out, metric, identity, labels, grown, attrs, time_ns)
 
@@ -227,7 +230,9 @@ class Accountant:
             self._emit(out, c.EVENTS, identity, (event.name,), 1, event.attributes, event.time_ns)
             session = as_str(event.attributes, "session.id")
             if session is not None:
-                grown = self.sessions.raise_to((identity.actor, session), Source.EVENTS, 1)
+                grown = self.sessions.raise_to(
+                    _owner(event.attributes, identity, session), Source.EVENTS, 1
+                )
                 self._emit(
                     out,
                     c.SESSIONS,
@@ -259,11 +264,13 @@ class Accountant:
     def _invalid(self, event: Event) -> str | None:
         """A present-but-unreadable number would silently become 0: refuse the record instead."""
         for key in self._NUMERIC.get(event.name, ()):
-            if (
-                event.attributes.get(key) not in (None, "")
-                and as_float(event.attributes, key) is None
-            ):
+            if event.attributes.get(key) in (None, ""):
+                continue
+            number = as_float(event.attributes, key)
+            if number is None:
                 return f"{event.name}: {key} is not a number"
+            if not 0 <= number <= MAX_VALUE:
+                return f"{event.name}: {key} is negative or over {MAX_VALUE:g}"
         return None
 
     def _api_request(self, out: Accounted, event: Event, identity: Identity) -> None:
@@ -316,6 +323,16 @@ class Accountant:
         ms = as_float(attrs, "duration_ms")
         if ms is not None and ms >= 0:
             out.observations.append(Observation(metric, identity, labels, ms / 1000.0))
+
+
+def _owner(attrs: Attributes, identity: Identity, session: str | None) -> tuple[str, str | None]:
+    """Whose session this is, for matching metrics with events.
+
+    Keyed on `user.id` (on every point and event of both signals) rather than the resolved
+    actor: `OTEL_METRICS_INCLUDE_ACCOUNT_UUID=false` and similar switches can remove identity
+    attributes from one signal only, and the two sides must still meet on one key.
+    """
+    return (as_str(attrs, "user.id") or identity.actor, session)
 
 
 def event_key(event: Event) -> bytes:

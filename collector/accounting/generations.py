@@ -57,8 +57,8 @@ class GenerationalMap(Generic[V]):
         newest = self._gens[0]
         if key in newest:
             return newest[key]
-        for gen in list(self._gens)[1:]:
-            if key in gen:
+        for gen in self._gens:
+            if gen is not newest and key in gen:
                 value = gen.pop(key)
                 newest[key] = value
                 return value
@@ -68,19 +68,21 @@ class GenerationalMap(Generic[V]):
         return self.get(key) is not None
 
     def set(self, key: Hashable, value: V) -> None:
-        newest = self._gens[0]
-        if key not in newest:
-            if self.get(key) is None:
-                self._size += 1
-                while self._size > self._max and len(self._gens) > 1:
-                    self._drop_oldest("capacity")
-                if self._size > self._max:  # one generation holds everything: start afresh
-                    self._size -= len(newest)
-                    self.evicted["capacity"] += len(newest)
-                    newest.clear()
-                    self._size += 1
-            newest = self._gens[0]
-        newest[key] = value
+        # `get` moves a key found in an older generation into the newest one.
+        if key not in self._gens[0] and self.get(key) is None:
+            if self._size >= self._max:
+                self._make_room()
+            self._size += 1
+        self._gens[0][key] = value
+
+    def _make_room(self) -> None:
+        """Drop the oldest generations until one key fits; if all keys are in the newest
+        generation (capacity reached within one TTL step), that generation goes as a whole."""
+        while self._size >= self._max and len(self._gens) > 1:
+            self._drop_oldest("capacity")
+        if self._size >= self._max:
+            self._gens.appendleft({})
+            self._drop_oldest("capacity")
 
     def add(self, key: Hashable) -> bool:
         """Set-like use: remember `key`; False when it was already there (a duplicate)."""

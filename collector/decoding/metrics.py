@@ -32,6 +32,11 @@ KNOWN_METRICS = frozenset(
 )
 
 
+#: Larger values are refused: no real session comes near, and scaled to nano-USD they would
+#: leave the 64-bit range of the store and of exact float rendering.
+MAX_VALUE = 1e13
+
+
 def _digest(*parts: object) -> bytes:
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
 
@@ -82,8 +87,8 @@ def _decode_metric(
     for point in metric.sum.data_points:
         value_kind = point.WhichOneof("value")
         value = float(point.as_double if value_kind == "as_double" else point.as_int)
-        if value_kind is None or not math.isfinite(value) or value < 0:
-            batch.rejected.add(f"{name}: value missing, negative or not finite")
+        if value_kind is None or not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
+            batch.rejected.add(f"{name}: value missing, negative, not finite or over {MAX_VALUE:g}")
             continue
         if point.time_unix_nano == 0:
             batch.rejected.add(f"{name}: time_unix_nano missing")

@@ -104,7 +104,7 @@ def parse_json(signal: Signal, body: bytes) -> Message:
     """Decode an OTLP/JSON request; malformed JSON or a wrongly typed field is INVALID."""
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise IngestError(
             ErrorKind.INVALID, f"malformed JSON {signal.value} request: {exc}"
         ) from exc

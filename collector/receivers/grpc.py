@@ -49,7 +49,7 @@ class OtlpGrpcReceiver(grpc.GenericRpcHandler):
 
     async def export(self, signal: Signal, raw: bytes, context: aio.ServicerContext) -> bytes:
         started = time.perf_counter()
-        outcome = "success"
+        outcome = "cancelled"  # stays so if the call ends before we answer
         try:
             metadata = dict(context.invocation_metadata() or ())
             token = self.auth.authenticate(_text(metadata.get("authorization")))

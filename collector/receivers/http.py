@@ -7,6 +7,7 @@ oversize or gzip-bomb body costs at most `max_bytes` of memory and gets a 413.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -19,6 +20,8 @@ from collector.receivers.status import encode_status
 
 PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
 JSON_TYPE = "application/json"
+#: A client gets this long to deliver its body; a stalled sender must not hold a slot forever.
+BODY_TIMEOUT_S = 30.0
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -63,7 +66,7 @@ class OtlpHttpReceiver:
         started = time.perf_counter()
         # Reply in the request's encoding; anything not protobuf gets readable JSON errors.
         as_json = request.content_type not in PROTOBUF_TYPES
-        outcome = "success"
+        outcome = "cancelled"  # stays so if the client goes away before we answer
         try:
             token = self.auth.authenticate(request.headers.get("Authorization"))
             with self.admission.slot():
@@ -90,7 +93,13 @@ class OtlpHttpReceiver:
             raise IngestError(
                 ErrorKind.UNSUPPORTED_MEDIA, f"unsupported Content-Encoding {encoding!r}: use gzip"
             )
-        body = await read_body(request, self.max_bytes)
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                body = await read_body(request, self.max_bytes)
+        except TimeoutError:
+            raise IngestError(
+                ErrorKind.TIMEOUT, f"request body not received within {BODY_TIMEOUT_S:g} s"
+            ) from None
         if encoding == "gzip":
             body = gunzip(body, self.max_bytes)
         try:
