@@ -5,8 +5,9 @@ Actor order (telemetry reference; API-key, Bedrock and Vertex clients send no em
 `user.id` shortened to `device:<8 hex>`. The kind is kept because the Analytics API reports
 `user_actor` (email) apart from `api_actor` (key or device name).
 
-Team order: the directory file (by email, account, token name or device id), else the
-attributes `team.id`, `team`, `department`, else `unassigned`.
+Team order: the directory file (by email, account, token name or device id), else the team
+bound to the ingest token, else the attributes `team.id`, `team`, `department`, else
+`unassigned`.
 """
 
 from __future__ import annotations

@@ -339,7 +339,8 @@ def event_key(event: Event) -> bytes:
     """The identity of an event for deduplication (docs/accounting.md, "Events").
 
     api_request/api_error by `request_id`; tool events by `tool_use_id` + name; anything else
-    by (user, session, name, timestamp, sequence), the sequence being per process.
+    by (user, session, name, timestamp, sequence, prompt id, message uuid). A client retry
+    re-sends identical attributes, so it still matches.
     """
     attrs = event.attributes
     parts: tuple[object, ...]
@@ -357,5 +358,9 @@ def event_key(event: Event) -> bytes:
             as_str(attrs, "session.id"),
             as_str(attrs, "event.timestamp") or event.time_ns,
             as_str(attrs, "event.sequence"),
+            # Two processes can share a session id (a resumed session in two terminals) and
+            # restart `event.sequence` at 0; prompt and message ids keep their events apart.
+            as_str(attrs, "prompt.id"),
+            as_str(attrs, "message.uuid"),
         )
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
