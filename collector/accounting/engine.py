@@ -247,6 +247,8 @@ class Accountant:
                 handler(out, event, identity)
         return out
 
+    #: Spend fields: unreadable ones would silently count as 0, so the record is refused.
+    #: Durations are not here: a bad one only costs its histogram sample (see `_observe`).
     _NUMERIC: ClassVar[dict[str, tuple[str, ...]]] = {
         "api_request": (
             "input_tokens",
@@ -255,10 +257,7 @@ class Accountant:
             "cache_creation_tokens",
             "cost_usd",
             "cost_usd_micros",
-            "duration_ms",
         ),
-        "api_error": ("duration_ms",),
-        "tool_result": ("duration_ms",),
     }
 
     def _invalid(self, event: Event) -> str | None:
@@ -321,7 +320,7 @@ class Accountant:
         attrs: Attributes,
     ) -> None:
         ms = as_float(attrs, "duration_ms")
-        if ms is not None and ms >= 0:
+        if ms is not None and 0 <= ms <= MAX_VALUE:
             out.observations.append(Observation(metric, identity, labels, ms / 1000.0))
 
 

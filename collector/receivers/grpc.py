@@ -77,6 +77,9 @@ class OtlpGrpcReceiver(grpc.GenericRpcHandler):
                 trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
             )
             raise AssertionError("unreachable: abort raises") from error
+        except Exception:
+            outcome = "error"  # a bug of ours: grpc answers UNKNOWN and logs the traceback
+            raise
         finally:
             self.ingest.stats.request("grpc", signal.value, outcome, time.perf_counter() - started)
 

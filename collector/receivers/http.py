@@ -78,6 +78,9 @@ class OtlpHttpReceiver:
         except IngestError as error:
             outcome = error.kind.value
             return self._refuse(error, as_json)
+        except Exception:
+            outcome = "error"  # a bug of ours: aiohttp answers 500 and logs the traceback
+            raise
         finally:
             self.ingest.stats.request("http", signal.value, outcome, time.perf_counter() - started)
 
