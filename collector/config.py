@@ -197,6 +197,8 @@ def _tokens(reader: _Reader) -> tuple[TokenConfig, ...]:
                 ) from exc
         if not secret or len(secret) < 8:
             raise item.child("token").error("must be at least 8 characters")
+        if any(t.token == secret for t in tokens):
+            raise item.child("token").error("the same secret is already used by another token")
         tokens.append(
             TokenConfig(name, secret, item.child("user").string(), item.child("team").string())
         )

@@ -87,6 +87,7 @@ class CollectorService:
 
     async def start(self) -> None:
         cfg = self.config
+        # The metrics runner must be first in self._runners: stop() relies on it.
         self.ports.metrics = await self._start_http(
             make_app(self.registry, self.ready),
             cfg.metrics_endpoint.host,
@@ -118,10 +119,26 @@ class CollectorService:
         )
 
     async def stop(self, grace: float = 10.0) -> None:
+        """Close the OTLP listeners first, let requests in flight finish (up to `grace` s),
+        then tear down. aiohttp's own cleanup would drop the bytes of a body still uploading, so
+        the HTTP side is drained before `runner.cleanup()` is called."""
         self.ready["ready"] = False
+        # OTLP listeners only: the metrics port keeps answering /readyz (503) and /metrics
+        # while we drain, so a load balancer sees the drain and a last scrape still works.
+        for runner in self._runners[1:]:
+            for site in list(runner.sites):
+                await site.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+
+        async def drain_http() -> None:
+            while self.stats.inflight and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+
         if self._grpc_server is not None:
-            await self._grpc_server.stop(grace)
+            await asyncio.gather(self._grpc_server.stop(grace), drain_http())
             self._grpc_server = None
+        await drain_http()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

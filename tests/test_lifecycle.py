@@ -1,0 +1,387 @@
+"""`cc-collector serve` as a real process: start, readiness, graceful SIGTERM, defaults.
+
+On SIGTERM the collector stops accepting (listeners closed, /readyz 503), lets requests in
+flight finish and be answered, then exits 0. Every subprocess is killed in `finally`, and
+every wait has a bound so a broken build fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from prometheus_client.parser import text_string_to_metric_families
+
+from collector.config import Config, Endpoint
+from collector.server import CollectorService
+from tests.harness import make_config, running_collector
+from tests.replay import GRPC_METHODS, captured, expected, replay
+
+CLI = Path(sys.executable).parent / "cc-collector"
+DEFAULT_PORTS = (4317, 4318, 8889)
+
+
+# -- process helpers ---------------------------------------------------------------------
+
+
+def free_ports(n: int) -> list[int]:
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def wait_for(condition: Callable[[], bool], what: str, proc=None, log: Path | None = None) -> None:
+    """Poll `condition`; the 20 s bound only stops a hang, it is not a performance check."""
+    deadline = time.monotonic() + 20
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            output = log.read_text() if log else ""
+            pytest.fail(f"collector exited ({proc.returncode}) before {what}:\n{output}")
+        if time.monotonic() > deadline:
+            output = log.read_text() if log else ""
+            pytest.fail(f"timed out waiting for {what}:\n{output}")
+        time.sleep(0.02)
+
+
+def http_status(url: str) -> int | None:
+    """The status of GET `url`, or None when nothing accepts the connection."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return None
+
+
+def refuses_connections(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.settimeout(5)
+        try:
+            sock.connect((host, port))
+        except ConnectionRefusedError:
+            return True
+        return False
+
+
+def scrape(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def total(samples: dict, name: str, **match: str) -> float:
+    return sum(
+        v
+        for (n, labels), v in samples.items()
+        if n == name and all(dict(labels).get(k) == x for k, x in match.items())
+    )
+
+
+@contextmanager
+def serve(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(CLI), "serve", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**base, **(env or {})},
+            cwd=log.parent,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+
+
+def write_config(path: Path, grpc_port: int, http_port: int, metrics_port: int) -> Path:
+    path.write_text(
+        f"""
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc_port}
+      http:
+        endpoint: 127.0.0.1:{http_port}
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:{metrics_port}
+service:
+  telemetry:
+    logs:
+      level: info
+"""
+    )
+    return path
+
+
+class SlowRequest:
+    """A chunked OTLP/HTTP request sent in two parts: the first now, the rest on `finish`."""
+
+    def __init__(self, port: int, signal_name: str, body: bytes) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        half = len(body) // 2
+        self.sock.sendall(
+            f"POST /v1/{signal_name} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
+            + b"Content-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + f"{half:x}\r\n".encode()
+            + body[:half]
+            + b"\r\n"
+        )
+        self.rest = body[half:]
+
+    def finish(self) -> tuple[int, bytes]:
+        self.sock.sendall(f"{len(self.rest):x}\r\n".encode() + self.rest + b"\r\n0\r\n\r\n")
+        response = http.client.HTTPResponse(self.sock)
+        response.begin()
+        return response.status, response.read()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# -- graceful shutdown -------------------------------------------------------------------
+
+
+def test_sigterm_finishes_in_flight_request_refuses_new_ones_and_exits_0(tmp_path: Path) -> None:
+    grpc_port, http_port, metrics_port = free_ports(3)
+    config = write_config(tmp_path / "config.yaml", grpc_port, http_port, metrics_port)
+    log = tmp_path / "collector.log"
+    base = f"http://127.0.0.1:{metrics_port}"
+    target = SimpleNamespace(
+        http_base=f"http://127.0.0.1:{http_port}", grpc_endpoint=f"127.0.0.1:{grpc_port}"
+    )
+    with serve(["--config", str(config)], log) as proc:
+        wait_for(lambda: http_status(base + "/readyz") == 200, "/readyz 200", proc, log)
+        assert http_status(base + "/healthz") == 200
+
+        # Data over both transports is counted exactly, as the CLI reported it.
+        assert replay("http-protobuf", target) == [200] * 10
+        assert replay("grpc", target) == [grpc.StatusCode.OK] * 10
+        samples = scrape(base + "/metrics")
+        cli_cost = expected("http-protobuf")["total_cost_usd"] + expected("grpc")["total_cost_usd"]
+        assert total(samples, "claude_code_cost_usd_total") == pytest.approx(cli_cost, abs=1e-9)
+        assert total(samples, "claude_code_sessions_total") == 2
+
+        # A slow request is in flight when SIGTERM arrives.
+        item = next(i for i in captured("gzip-headers") if i.signal == "metrics")
+        slow = SlowRequest(http_port, "metrics", item.body)
+        try:
+            wait_for(
+                lambda: total(scrape(base + "/metrics"), "cc_collector_inflight_requests") == 1,
+                "the slow request to be in flight",
+                proc,
+                log,
+            )
+            proc.send_signal(signal.SIGTERM)
+
+            # Draining: not ready, and no new OTLP connections on either port.
+            wait_for(lambda: http_status(base + "/readyz") == 503, "/readyz 503", proc, log)
+            wait_for(lambda: refuses_connections("127.0.0.1", http_port), "HTTP listener closed")
+            wait_for(lambda: refuses_connections("127.0.0.1", grpc_port), "gRPC listener closed")
+            assert proc.poll() is None, "exited before answering the request in flight"
+
+            status, body = slow.finish()
+            assert status == 200, body
+            response = metrics_service_pb2.ExportMetricsServiceResponse.FromString(body)
+            assert not response.HasField("partial_success")
+        finally:
+            slow.close()
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    output = log.read_text()
+    assert "shutting down" in output
+    assert "stopped" in output
+    assert "Traceback" not in output
+
+
+def test_sigint_also_stops_gracefully(tmp_path: Path) -> None:
+    ports = free_ports(3)
+    config = write_config(tmp_path / "config.yaml", *ports)
+    log = tmp_path / "collector.log"
+    with serve(["--config", str(config)], log) as proc:
+        ready = f"http://127.0.0.1:{ports[2]}/readyz"
+        wait_for(lambda: http_status(ready) == 200, "/readyz 200", proc, log)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize("busy", ["grpc", "http", "metrics"])
+def test_port_in_use_exits_1_with_a_clear_message(tmp_path: Path, busy: str) -> None:
+    ports = dict(zip(("grpc", "http", "metrics"), free_ports(3), strict=True))
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", ports[busy]))
+        blocker.listen()
+        config = write_config(
+            tmp_path / "config.yaml", ports["grpc"], ports["http"], ports["metrics"]
+        )
+        log = tmp_path / "collector.log"
+        with serve(["--config", str(config)], log) as proc:
+            code = proc.wait(timeout=30)
+        output = log.read_text()
+    assert code == 1, output
+    assert "Traceback" not in output, output
+    assert "cc-collector: " in output
+    assert str(ports[busy]) in output
+
+
+# -- defaults ----------------------------------------------------------------------------
+
+
+def test_default_config_is_loopback_only() -> None:
+    config = Config()
+    for endpoint in (config.grpc_endpoint, config.http_endpoint, config.metrics_endpoint):
+        assert endpoint.loopback, endpoint
+        assert endpoint.host == "127.0.0.1"
+    assert (config.grpc_endpoint.port, config.http_endpoint.port, config.metrics_endpoint.port) == (
+        DEFAULT_PORTS
+    )
+    assert config.auth_required is False
+    assert config.allow_unauthenticated is False
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses of TCP sockets in LISTEN state on `port` (Linux /proc/net)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address, port_hex = fields[1].split(":")
+            if fields[3] == "0A" and int(port_hex, 16) == port:
+                if width == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
+                else:
+                    raw = bytes.fromhex(address)
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                    text = socket.inet_ntop(socket.AF_INET6, words)
+                    # An IPv6 socket bound to an IPv4-mapped address serves IPv4 only.
+                    found.add(text.removeprefix("::ffff:"))
+    return found
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return not _listening(port)
+
+
+def test_serving_the_default_config_binds_loopback_only(tmp_path: Path) -> None:
+    """The built-in config, served on this machine, listens on 127.0.0.1 and nowhere else.
+
+    When the default ports are free, the real `cc-collector serve` (no --config) is started
+    and its listening sockets are read from /proc/net. Either way the default Config() is
+    served in-process with only the port numbers changed to ephemeral ones.
+    """
+    default = Config()
+    ephemeral = dataclasses.replace(
+        default,
+        grpc_endpoint=Endpoint(default.grpc_endpoint.host, 0),
+        http_endpoint=Endpoint(default.http_endpoint.host, 0),
+        metrics_endpoint=Endpoint(default.metrics_endpoint.host, 0),
+    )
+    with running_collector(ephemeral) as collector:
+        ports = collector.service.ports
+        for port in (ports.grpc, ports.http, ports.metrics):
+            assert _listening(port) == {"127.0.0.1"}, port
+        assert replay("http-protobuf", collector) == [200] * 10
+
+    if all(_port_free(port) for port in DEFAULT_PORTS):
+        log = tmp_path / "collector.log"
+        with serve([], log) as proc:
+            wait_for(
+                lambda: http_status("http://127.0.0.1:8889/readyz") == 200, "readyz", proc, log
+            )
+            for port in DEFAULT_PORTS:
+                assert _listening(port) == {"127.0.0.1"}, (port, _listening(port))
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0, log.read_text()
+        assert "auth off" in log.read_text()
+
+
+def test_in_process_service_stops_only_what_started() -> None:
+    """A service whose start failed half-way can still be stopped (no AttributeError)."""
+    import asyncio
+
+    grpc_port, http_port, metrics_port = free_ports(3)
+    config = make_config(
+        {
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {"endpoint": f"127.0.0.1:{grpc_port}"},
+                        "http": {"endpoint": f"127.0.0.1:{http_port}"},
+                    }
+                }
+            },
+            "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{metrics_port}"}},
+        }
+    )
+
+    async def scenario() -> None:
+        with socket.socket() as blocker:
+            blocker.bind(("127.0.0.1", http_port))
+            blocker.listen()
+            service = CollectorService(config)
+            with pytest.raises(OSError):
+                await service.start()
+            await service.stop(grace=1)
+        assert refuses_connections("127.0.0.1", metrics_port)
+        assert not service.ready["ready"]
+
+    asyncio.run(scenario())
+
+
+def test_ipv6_loopback_endpoints_can_be_served() -> None:
+    with socket.socket(socket.AF_INET6) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("this machine has no IPv6 loopback")
+    config = make_config(
+        {
+            "receivers": {
+                "otlp": {
+                    "protocols": {"grpc": {"endpoint": "[::1]:0"}, "http": {"endpoint": "[::1]:0"}}
+                }
+            },
+        }
+    )
+    with running_collector(config) as collector:
+        ports = collector.service.ports
+        item = captured("grpc")[0]
+        with grpc.insecure_channel(f"[::1]:{ports.grpc}") as channel:
+            assert channel.unary_unary(GRPC_METHODS[item.signal])(item.body, timeout=10) == b""
+        assert collector.total("cc_collector_items_total", outcome="accepted") > 0
