@@ -8,7 +8,6 @@ every wait has a bound so a broken build fails instead of hanging.
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import os
 import signal
 import socket
@@ -30,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.config import Config, Endpoint
 from collector.server import CollectorService
 from tests.harness import make_config, running_collector
+from tests.rawhttp import SplitRequest
 from tests.replay import GRPC_METHODS, captured, expected, replay
 
 CLI = Path(sys.executable).parent / "cc-collector"
@@ -141,31 +141,6 @@ service:
     return path
 
 
-class SlowRequest:
-    """A chunked OTLP/HTTP request sent in two parts: the first now, the rest on `finish`."""
-
-    def __init__(self, port: int, signal_name: str, body: bytes) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-        half = len(body) // 2
-        self.sock.sendall(
-            f"POST /v1/{signal_name} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
-            + b"Content-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + f"{half:x}\r\n".encode()
-            + body[:half]
-            + b"\r\n"
-        )
-        self.rest = body[half:]
-
-    def finish(self) -> tuple[int, bytes]:
-        self.sock.sendall(f"{len(self.rest):x}\r\n".encode() + self.rest + b"\r\n0\r\n\r\n")
-        response = http.client.HTTPResponse(self.sock)
-        response.begin()
-        return response.status, response.read()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 # -- graceful shutdown -------------------------------------------------------------------
 
 
@@ -191,7 +166,7 @@ def test_sigterm_finishes_in_flight_request_refuses_new_ones_and_exits_0(tmp_pat
 
         # A slow request is in flight when SIGTERM arrives.
         item = next(i for i in captured("gzip-headers") if i.signal == "metrics")
-        slow = SlowRequest(http_port, "metrics", item.body)
+        slow = SplitRequest(http_port, "metrics", item.body)
         try:
             wait_for(
                 lambda: total(scrape(base + "/metrics"), "cc_collector_inflight_requests") == 1,

@@ -8,8 +8,6 @@ OTLP spec asks for a retryable refusal. Completing the held request frees the sl
 
 from __future__ import annotations
 
-import http.client
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +23,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from tests.harness import RunningCollector, make_config, running_collector
+from tests.rawhttp import SplitRequest
 from tests.replay import GRPC_METHODS
 
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -56,35 +55,9 @@ def wait_for(condition, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-class HeldRequest:
-    """An OTLP/HTTP request whose chunked body is sent in two halves, on demand."""
-
-    def __init__(self, port: int, body: bytes) -> None:
-        self.body = body
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        half = len(body) // 2
-        self.sock.sendall(
-            b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + f"{half:x}\r\n".encode()
-            + body[:half]
-            + b"\r\n"
-        )
-        self.rest = body[half:]
-
-    def finish(self) -> tuple[int, bytes]:
-        self.sock.sendall(f"{len(self.rest):x}\r\n".encode() + self.rest + b"\r\n0\r\n\r\n")
-        response = http.client.HTTPResponse(self.sock)
-        response.begin()
-        return response.status, response.read()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @contextmanager
-def held(collector: RunningCollector, body: bytes) -> Iterator[HeldRequest]:
-    request = HeldRequest(collector.service.ports.http, body)
+def held(collector: RunningCollector, body: bytes) -> Iterator[SplitRequest]:
+    request = SplitRequest(collector.service.ports.http, "metrics", body, timeout=10)
     try:
         wait_for(lambda: collector.total("cc_collector_inflight_requests") == 1, "the held slot")
         yield request
