@@ -1,7 +1,9 @@
 """The accountant: decoded batches in, exact increments out (see docs/accounting.md).
 
-Pure by design: it does no I/O, reads no clock (callers pass `now_ns`) and holds all of its
-state in bounded generational maps, so every rule can be tested with plain function calls.
+Two phases. `plan_metrics`/`plan_logs` turn a batch into claims (pure: no state, no clock);
+`resolve` (resolve.py) decides against state rows what is new and by how much. `apply` runs
+both against in-memory state; the store runs the second phase inside its transaction so
+several replicas share one truth.
 """
 
 from __future__ import annotations
@@ -13,9 +15,20 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from collector import contract as c
-from collector.accounting.highwater import HighWater, Source
-from collector.accounting.records import Accounted, Increment, Observation
-from collector.accounting.streams import CumulativeStreams, DeltaDedupe, Outcome
+from collector.accounting.claims import (
+    CUMULATIVE,
+    DELTA,
+    EVENT,
+    SESSION,
+    SPEND,
+    Claim,
+    Effect,
+    Plan,
+)
+from collector.accounting.highwater import Source
+from collector.accounting.memory import MemoryState
+from collector.accounting.records import Accounted, Observation
+from collector.accounting.resolve import resolve
 from collector.decoding.attributes import Attributes, as_bool, as_float, as_int, as_str
 from collector.decoding.metrics import MAX_VALUE
 from collector.identity import Identity, IdentityResolver, TokenIdentity, normalize_model
@@ -23,6 +36,9 @@ from collector.model import Event, EventsBatch, MetricPoint, MetricsBatch, Tempo
 
 HOUR_NS = 3600 * 10**9
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+MetricEffects = Callable[[MetricPoint, Identity], list[Effect]]
+EventEffects = Callable[[Event, Identity, Claim], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +64,32 @@ def token_type(raw: str | None) -> str:
     return _CAMEL.sub("_", raw).lower() if raw else "unknown"
 
 
+def _key(kind: bytes, *parts: object) -> bytes:
+    return kind + hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
+
+
+def _owner(attrs: Attributes, identity: Identity) -> tuple[str, str | None]:
+    """Whose session this is, for matching metrics with events.
+
+    Keyed on `user.id` (on every point and event of both signals) rather than the resolved
+    actor: `OTEL_METRICS_INCLUDE_ACCOUNT_UUID=false` and similar switches can remove identity
+    attributes from one signal only, and the two sides must still meet on one key.
+    """
+    return (as_str(attrs, "user.id") or identity.actor, as_str(attrs, "session.id"))
+
+
+def _spend(
+    metric: c.Metric,
+    labels: tuple[str, ...],
+    attrs: Attributes,
+    identity: Identity,
+    source: Source,
+    fixed: int | None = None,
+) -> Effect:
+    key = _key(SPEND, _owner(attrs, identity), metric.name, labels)
+    return Effect(metric, labels, fixed, key, source)
+
+
 _TOKEN_FIELDS = (
     ("input", "input_tokens"),
     ("output", "output_tokens"),
@@ -62,14 +104,8 @@ class Accountant:
     ) -> None:
         s = settings or AccountingSettings()
         self.resolver = resolver
-        self.cumulative = CumulativeStreams(s.stream_ttl_ns, s.max_streams)
-        self.delta = DeltaDedupe(s.dedupe_ttl_ns, s.max_dedupe_keys)
-        self.events_seen = DeltaDedupe(s.dedupe_ttl_ns, s.max_dedupe_keys)
-        self.spend = HighWater(s.dedupe_ttl_ns, s.max_streams)
-        self.sessions = HighWater(s.dedupe_ttl_ns, s.max_streams)
-        self._metric_handlers: dict[
-            str, Callable[[Accounted, MetricPoint, Identity, int], None]
-        ] = {
+        self.state = MemoryState(s.stream_ttl_ns, s.dedupe_ttl_ns, s.max_streams, s.max_dedupe_keys)
+        self._metric_effects: dict[str, MetricEffects] = {
             "claude_code.session.count": self._session_count,
             "claude_code.token.usage": self._token_usage,
             "claude_code.cost.usage": self._cost_usage,
@@ -81,7 +117,7 @@ class Accountant:
             ),
             "claude_code.active_time.total": self._own_label(c.ACTIVE_TIME, "type"),
         }
-        self._event_handlers: dict[str, Callable[[Accounted, Event, Identity], None]] = {
+        self._event_effects: dict[str, EventEffects] = {
             "api_request": self._api_request,
             "api_error": self._api_error,
             "tool_decision": self._tool_decision,
@@ -89,163 +125,110 @@ class Accountant:
             "user_prompt": self._user_prompt,
         }
 
-    def state_sizes(self) -> dict[str, int]:
-        return {
-            "cumulative_streams": len(self.cumulative.state),
-            "delta_dedupe": len(self.delta.seen),
-            "event_dedupe": len(self.events_seen.seen),
-            "spend_keys": len(self.spend.state),
-            "session_keys": len(self.sessions.state),
-        }
+    # -- in-memory application ------------------------------------------------------------
 
-    def evictions(self) -> dict[tuple[str, str], int]:
-        maps = {
-            "cumulative_streams": self.cumulative.state,
-            "delta_dedupe": self.delta.seen,
-            "event_dedupe": self.events_seen.seen,
-            "spend_keys": self.spend.state,
-            "session_keys": self.sessions.state,
-        }
-        return {(name, reason): n for name, m in maps.items() for reason, n in m.evicted.items()}
-
-    def tick(self, now_ns: int) -> None:
-        for m in (
-            self.cumulative.state,
-            self.delta.seen,
-            self.events_seen.seen,
-            self.spend.state,
-            self.sessions.state,
-        ):
-            m.tick(now_ns)
-
-    # -- metrics -----------------------------------------------------------------------
+    def apply(self, plan: Plan, now_ns: int) -> Accounted:
+        """Resolve `plan` against the in-memory state and keep the changes."""
+        self.state.tick(now_ns)
+        accounted, changed = resolve(plan, self.state.fetch(plan.keys()))
+        self.state.store(changed)
+        return accounted
 
     def account_metrics(
         self, batch: MetricsBatch, token: TokenIdentity | None, now_ns: int
     ) -> Accounted:
-        self.tick(now_ns)
-        out = Accounted(ignored=batch.ignored)
-        out.rejected = batch.rejected
-        for point in batch.points:
-            value = round(point.value * _scale(point.name))
-            tracker = self.delta if point.temporality == Temporality.DELTA else self.cumulative
-            amount, outcome = tracker.increment(point.stream, point.start_ns, point.time_ns, value)
-            identity = self.resolver.resolve(point.attributes, token)
-            if outcome is Outcome.DUPLICATE:
-                out.duplicate += 1
-                continue
-            if outcome is Outcome.STALE:
-                out.stale += 1
-                continue
-            out.accepted += 1
-            out.seen.add(identity)
-            if amount:
-                self._metric_handlers[point.name](out, point, identity, amount)
-        return out
-
-    @staticmethod
-    def _emit(
-        out: Accounted,
-        metric: c.Metric,
-        identity: Identity,
-        labels: tuple[str, ...],
-        amount: int,
-        attrs: Attributes,
-        time_ns: int,
-    ) -> None:
-        if amount:
-            out.increments.append(
-                Increment(metric, identity, labels, amount, as_str(attrs, "session.id"), time_ns)
-            )
-
-    def _own_label(
-        self, metric: c.Metric, *keys: str
-    ) -> Callable[[Accounted, MetricPoint, Identity, int], None]:
-        def handle(out: Accounted, point: MetricPoint, identity: Identity, amount: int) -> None:
-            labels = tuple(as_str(point.attributes, k) or "unknown" for k in keys)
-            self._emit(out, metric, identity, labels, amount, point.attributes, point.time_ns)
-
-        return handle
-
-    def _session_count(
-        self, out: Accounted, point: MetricPoint, identity: Identity, amount: int
-    ) -> None:
-        session = as_str(point.attributes, "session.id")
-        if session is not None:
-            amount = self.sessions.add(
-                _owner(point.attributes, identity, session), Source.METRICS, amount
-            )
-        self._emit(
-            out, c.SESSIONS, identity, (identity.terminal,), amount, point.attributes, point.time_ns
-        )
-
-    def _spend(
-        self,
-        out: Accounted,
-        metric: c.Metric,
-        identity: Identity,
-        labels: tuple[str, ...],
-        source: Source,
-        amount: int,
-        attrs: Attributes,
-        time_ns: int,
-    ) -> None:
-        key = (_owner(attrs, identity, as_str(attrs, "session.id")), metric.name, labels)
-        grown = self.spend.add(key, source, amount)
-        self._emit(out, metric, identity, labels, grown, attrs, time_ns)
-
-    def _token_usage(
-        self, out: Accounted, point: MetricPoint, identity: Identity, amount: int
-    ) -> None:
-        attrs = point.attributes
-        labels = (normalize_model(as_str(attrs, "model")), token_type(as_str(attrs, "type")))
-        self._spend(out, c.TOKENS, identity, labels, Source.METRICS, amount, attrs, point.time_ns)
-
-    def _cost_usage(
-        self, out: Accounted, point: MetricPoint, identity: Identity, amount: int
-    ) -> None:
-        attrs = point.attributes
-        labels = (normalize_model(as_str(attrs, "model")),)
-        self._spend(out, c.COST, identity, labels, Source.METRICS, amount, attrs, point.time_ns)
-
-    # -- events ------------------------------------------------------------------------
+        return self.apply(self.plan_metrics(batch, token), now_ns)
 
     def account_logs(
         self, batch: EventsBatch, token: TokenIdentity | None, now_ns: int
     ) -> Accounted:
-        self.tick(now_ns)
-        out = Accounted()
-        out.rejected = batch.rejected
+        return self.apply(self.plan_logs(batch, token), now_ns)
+
+    def state_sizes(self) -> dict[str, int]:
+        return self.state.sizes()
+
+    def evictions(self) -> dict[tuple[str, str], int]:
+        return self.state.evictions()
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def plan_metrics(self, batch: MetricsBatch, token: TokenIdentity | None) -> Plan:
+        plan = Plan(rejected=batch.rejected, ignored=batch.ignored)
+        for point in batch.points:
+            identity = self.resolver.resolve(point.attributes, token)
+            if point.temporality == Temporality.DELTA:
+                guard = _key(DELTA, point.stream, point.start_ns, point.time_ns)
+            else:
+                guard = _key(CUMULATIVE, point.stream, point.start_ns)
+            plan.claims.append(
+                Claim(
+                    guard=guard,
+                    time_ns=point.time_ns,
+                    value=round(point.value * _scale(point.name)),
+                    identity=identity,
+                    session=as_str(point.attributes, "session.id"),
+                    effects=self._metric_effects[point.name](point, identity),
+                )
+            )
+        return plan
+
+    @staticmethod
+    def _own_label(metric: c.Metric, *keys: str) -> MetricEffects:
+        def effects(point: MetricPoint, identity: Identity) -> list[Effect]:
+            return [Effect(metric, tuple(as_str(point.attributes, k) or "unknown" for k in keys))]
+
+        return effects
+
+    @staticmethod
+    def _session_count(point: MetricPoint, identity: Identity) -> list[Effect]:
+        attrs = point.attributes
+        if as_str(attrs, "session.id") is None:
+            return [Effect(c.SESSIONS, (identity.terminal,))]
+        key = _key(SESSION, _owner(attrs, identity))
+        return [Effect(c.SESSIONS, (identity.terminal,), highwater=key, source=Source.METRICS)]
+
+    @staticmethod
+    def _token_usage(point: MetricPoint, identity: Identity) -> list[Effect]:
+        attrs = point.attributes
+        labels = (normalize_model(as_str(attrs, "model")), token_type(as_str(attrs, "type")))
+        return [_spend(c.TOKENS, labels, attrs, identity, Source.METRICS)]
+
+    @staticmethod
+    def _cost_usage(point: MetricPoint, identity: Identity) -> list[Effect]:
+        attrs = point.attributes
+        labels = (normalize_model(as_str(attrs, "model")),)
+        return [_spend(c.COST, labels, attrs, identity, Source.METRICS)]
+
+    # -- events ------------------------------------------------------------------------
+
+    def plan_logs(self, batch: EventsBatch, token: TokenIdentity | None) -> Plan:
+        plan = Plan(rejected=batch.rejected)
         for event in batch.events:
             problem = self._invalid(event)
             if problem:
-                out.rejected.add(problem)
+                plan.rejected.add(problem)
                 continue
-            identity = self.resolver.resolve(event.attributes, token)
-            if not self.events_seen.seen.add(event_key(event)):
-                out.duplicate += 1
-                continue
-            out.accepted += 1
-            out.seen.add(identity)
-            self._emit(out, c.EVENTS, identity, (event.name,), 1, event.attributes, event.time_ns)
-            session = as_str(event.attributes, "session.id")
+            attrs = event.attributes
+            identity = self.resolver.resolve(attrs, token)
+            session = as_str(attrs, "session.id")
+            claim = Claim(
+                guard=EVENT + event_key(event),
+                time_ns=event.time_ns,
+                value=1,
+                identity=identity,
+                session=session,
+                effects=[Effect(c.EVENTS, (event.name,), fixed=1)],
+            )
             if session is not None:
-                grown = self.sessions.raise_to(
-                    _owner(event.attributes, identity, session), Source.EVENTS, 1
+                key = _key(SESSION, _owner(attrs, identity))
+                claim.effects.append(
+                    Effect(c.SESSIONS, (identity.terminal,), 1, key, Source.EVENTS, raise_to=True)
                 )
-                self._emit(
-                    out,
-                    c.SESSIONS,
-                    identity,
-                    (identity.terminal,),
-                    grown,
-                    event.attributes,
-                    event.time_ns,
-                )
-            handler = self._event_handlers.get(event.name)
+            handler = self._event_effects.get(event.name)
             if handler is not None:
-                handler(out, event, identity)
-        return out
+                handler(event, identity, claim)
+            plan.claims.append(claim)
+        return plan
 
     #: Spend fields: unreadable ones would silently count as 0, so the record is refused.
     #: Durations are not here: a bad one only costs its histogram sample (see `_observe`).
@@ -272,48 +255,53 @@ class Accountant:
                 return f"{event.name}: {key} is negative or over {MAX_VALUE:g}"
         return None
 
-    def _api_request(self, out: Accounted, event: Event, identity: Identity) -> None:
-        attrs, t = event.attributes, event.time_ns
+    def _api_request(self, event: Event, identity: Identity, claim: Claim) -> None:
+        attrs = event.attributes
         model = normalize_model(as_str(attrs, "model"))
-        self._emit(out, c.API_REQUESTS, identity, (model,), 1, attrs, t)
+        claim.effects.append(Effect(c.API_REQUESTS, (model,), fixed=1))
         for kind, key in _TOKEN_FIELDS:
             amount = as_int(attrs, key) or 0
-            self._spend(out, c.TOKENS, identity, (model, kind), Source.EVENTS, amount, attrs, t)
+            claim.effects.append(
+                _spend(c.TOKENS, (model, kind), attrs, identity, Source.EVENTS, amount)
+            )
         cost = as_float(attrs, "cost_usd")
         if cost is not None:
             nano = round(cost * c.COST.scale)
         else:
             nano = (as_int(attrs, "cost_usd_micros") or 0) * (c.COST.scale // 1_000_000)
-        self._spend(out, c.COST, identity, (model,), Source.EVENTS, nano, attrs, t)
-        self._observe(out, c.API_DURATION, identity, (model,), attrs)
+        claim.effects.append(_spend(c.COST, (model,), attrs, identity, Source.EVENTS, nano))
+        self._observe(claim, c.API_DURATION, identity, (model,), attrs)
 
-    def _api_error(self, out: Accounted, event: Event, identity: Identity) -> None:
+    @staticmethod
+    def _api_error(event: Event, identity: Identity, claim: Claim) -> None:
         attrs = event.attributes
         labels = (
             normalize_model(as_str(attrs, "model")),
             as_str(attrs, "status_code") or "unknown",
         )
-        self._emit(out, c.API_ERRORS, identity, labels, 1, attrs, event.time_ns)
+        claim.effects.append(Effect(c.API_ERRORS, labels, fixed=1))
 
-    def _tool_decision(self, out: Accounted, event: Event, identity: Identity) -> None:
+    @staticmethod
+    def _tool_decision(event: Event, identity: Identity, claim: Claim) -> None:
         attrs = event.attributes
         labels = tuple(as_str(attrs, k) or "unknown" for k in ("tool_name", "decision", "source"))
-        self._emit(out, c.TOOL_DECISIONS, identity, labels, 1, attrs, event.time_ns)
+        claim.effects.append(Effect(c.TOOL_DECISIONS, labels, fixed=1))
 
-    def _tool_result(self, out: Accounted, event: Event, identity: Identity) -> None:
+    def _tool_result(self, event: Event, identity: Identity, claim: Claim) -> None:
         attrs = event.attributes
         tool = as_str(attrs, "tool_name") or "unknown"
         success = as_bool(attrs, "success")
         ok = "unknown" if success is None else ("true" if success else "false")
-        self._emit(out, c.TOOL_CALLS, identity, (tool, ok), 1, attrs, event.time_ns)
-        self._observe(out, c.TOOL_DURATION, identity, (tool,), attrs)
+        claim.effects.append(Effect(c.TOOL_CALLS, (tool, ok), fixed=1))
+        self._observe(claim, c.TOOL_DURATION, identity, (tool,), attrs)
 
-    def _user_prompt(self, out: Accounted, event: Event, identity: Identity) -> None:
-        self._emit(out, c.PROMPTS, identity, (), 1, event.attributes, event.time_ns)
+    @staticmethod
+    def _user_prompt(event: Event, identity: Identity, claim: Claim) -> None:
+        claim.effects.append(Effect(c.PROMPTS, (), fixed=1))
 
     @staticmethod
     def _observe(
-        out: Accounted,
+        claim: Claim,
         metric: c.Metric,
         identity: Identity,
         labels: tuple[str, ...],
@@ -321,17 +309,7 @@ class Accountant:
     ) -> None:
         ms = as_float(attrs, "duration_ms")
         if ms is not None and 0 <= ms <= MAX_VALUE:
-            out.observations.append(Observation(metric, identity, labels, ms / 1000.0))
-
-
-def _owner(attrs: Attributes, identity: Identity, session: str | None) -> tuple[str, str | None]:
-    """Whose session this is, for matching metrics with events.
-
-    Keyed on `user.id` (on every point and event of both signals) rather than the resolved
-    actor: `OTEL_METRICS_INCLUDE_ACCOUNT_UUID=false` and similar switches can remove identity
-    attributes from one signal only, and the two sides must still meet on one key.
-    """
-    return (as_str(attrs, "user.id") or identity.actor, session)
+            claim.observations.append(Observation(metric, identity, labels, ms / 1000.0))
 
 
 def event_key(event: Event) -> bytes:

@@ -29,28 +29,33 @@ class Source(enum.IntEnum):
     EVENTS = 1
 
 
-class HighWater:
-    def __init__(self, ttl_ns: int, max_keys: int) -> None:
-        # value: [metrics_total, events_total]
-        self.state: GenerationalMap[list[int]] = GenerationalMap(ttl_ns, max_keys)
+Row = tuple[int, int]  # (metrics_total, events_total)
 
-    def _totals(self, key: Hashable) -> list[int]:
-        totals = self.state.get(key)
-        if totals is None:
-            totals = [0, 0]
-            self.state.set(key, totals)
-        return totals
+
+def highwater_step(row: Row | None, source: Source, amount: int, raise_to: bool) -> tuple[int, Row]:
+    """Add `amount` seen on `source` (or, with `raise_to`, assert that source has seen at
+    least `amount`); returns how much the counted total grew, and the new row. Pure."""
+    totals = list(row) if row is not None else [0, 0]
+    before = max(totals)
+    totals[source] = max(totals[source], amount) if raise_to else totals[source] + amount
+    return max(totals) - before, (totals[0], totals[1])
+
+
+class HighWater:
+    """Per-key totals of both signals, in memory."""
+
+    def __init__(self, ttl_ns: int, max_keys: int) -> None:
+        self.state: GenerationalMap[Row] = GenerationalMap(ttl_ns, max_keys)
+
+    def _step(self, key: Hashable, source: Source, amount: int, raise_to: bool) -> int:
+        grown, row = highwater_step(self.state.get(key), source, amount, raise_to)
+        self.state.set(key, row)
+        return grown
 
     def add(self, key: Hashable, source: Source, amount: int) -> int:
         """Add `amount` seen on `source`; returns how much the counted total grew."""
-        totals = self._totals(key)
-        before = max(totals)
-        totals[source] += amount
-        return max(totals) - before
+        return self._step(key, source, amount, raise_to=False)
 
     def raise_to(self, key: Hashable, source: Source, total: int) -> int:
         """Assert `source` has seen at least `total` (used for 'this session exists')."""
-        totals = self._totals(key)
-        before = max(totals)
-        totals[source] = max(totals[source], total)
-        return max(totals) - before
+        return self._step(key, source, total, raise_to=True)

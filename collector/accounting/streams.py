@@ -31,33 +31,42 @@ class Outcome(enum.Enum):
     STALE = "stale"
 
 
+Row = tuple[int, int]
+
+
+def cumulative_step(row: Row | None, time_ns: int, value: int) -> tuple[int, Outcome, Row | None]:
+    """One cumulative point against its stream's last (time, value): (increment, outcome,
+    the new row or None when unchanged). Pure, so memory and store state share it."""
+    if row is None:
+        return value, Outcome.COUNTED, (time_ns, value)
+    last_time, last_value = row
+    if time_ns == last_time:
+        return 0, Outcome.DUPLICATE, None
+    if time_ns < last_time:
+        return 0, Outcome.STALE, None
+    if value >= last_value:
+        return value - last_value, Outcome.COUNTED, (time_ns, value)
+    return value, Outcome.COUNTED, (time_ns, value)  # reset under the same start time
+
+
 class CumulativeStreams:
-    """Last (time, value) per (stream, start time)."""
+    """Last (time, value) per (stream, start time), in memory."""
 
     def __init__(self, ttl_ns: int, max_streams: int) -> None:
-        self.state: GenerationalMap[tuple[int, int]] = GenerationalMap(ttl_ns, max_streams)
+        self.state: GenerationalMap[Row] = GenerationalMap(ttl_ns, max_streams)
 
     def increment(
         self, stream: Hashable, start_ns: int, time_ns: int, value: int
     ) -> tuple[int, Outcome]:
         key = (stream, start_ns)
-        previous = self.state.get(key)
-        if previous is None:
-            self.state.set(key, (time_ns, value))
-            return value, Outcome.COUNTED
-        last_time, last_value = previous
-        if time_ns == last_time:
-            return 0, Outcome.DUPLICATE
-        if time_ns < last_time:
-            return 0, Outcome.STALE
-        self.state.set(key, (time_ns, value))
-        if value >= last_value:
-            return value - last_value, Outcome.COUNTED
-        return value, Outcome.COUNTED  # reset under the same start time
+        amount, outcome, row = cumulative_step(self.state.get(key), time_ns, value)
+        if row is not None:
+            self.state.set(key, row)
+        return amount, outcome
 
 
 class DeltaDedupe:
-    """Delta points already counted, by (stream, start, end)."""
+    """Delta points already counted, by (stream, start, end), in memory."""
 
     def __init__(self, ttl_ns: int, max_points: int) -> None:
         self.seen: GenerationalMap[bool] = GenerationalMap(ttl_ns, max_points)

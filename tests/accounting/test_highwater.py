@@ -28,7 +28,7 @@ def test_worked_example_of_the_module_docstring() -> None:
     ]
     for source, amount, metrics_total, events_total, increment in rows:
         assert hw.add(KEY, source, amount) == increment
-        assert hw.state.get(KEY) == [metrics_total, events_total]
+        assert hw.state.get(KEY) == (metrics_total, events_total)
 
 
 def test_metrics_only() -> None:

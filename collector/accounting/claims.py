@@ -1,0 +1,75 @@
+"""Phase one of accounting: what each decoded item *would* count, before any state is read.
+
+A `Claim` is one metric point or event: a `guard` key deciding whether (and how much of) it is
+new, and the `Effect`s its counted amount has on contract series, some of them through a
+high-water key shared by metrics and events. Claims hold no state, so the same plan can be
+resolved against in-memory maps or inside a store transaction (`resolve.py`), and both give
+the same increments.
+
+State keys are bytes whose first byte names their kind; each kind has its own retention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from collector.accounting.highwater import Source
+from collector.accounting.records import Observation
+from collector.contract import Metric
+from collector.identity import Identity
+from collector.model import Refusals
+
+DELTA = b"D"  # a delta point already counted: (stream, start, end)
+EVENT = b"E"  # an event already counted: its dedupe key
+CUMULATIVE = b"C"  # last (time, value) of a cumulative stream: (stream, start)
+SPEND = b"S"  # (metrics total, events total) of one session's cost or tokens
+SESSION = b"N"  # (metrics total, events total) of one session's existence
+
+#: kind -> the name used in self metrics (`cc_collector_tracked_state{kind}`).
+KIND_NAMES: dict[bytes, str] = {
+    CUMULATIVE: "cumulative_streams",
+    DELTA: "delta_dedupe",
+    EVENT: "event_dedupe",
+    SPEND: "spend_keys",
+    SESSION: "session_keys",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """Add to one series of `metric`: `fixed`, or the claim's resolved amount when None.
+
+    With `highwater` set, the amount is first added on `source`'s side of that key (or, with
+    `raise_to`, that side is raised to it), and only what the counted maximum grew by is added.
+    """
+
+    metric: Metric
+    labels: tuple[str, ...]
+    fixed: int | None = None
+    highwater: bytes | None = None
+    source: Source = Source.METRICS
+    raise_to: bool = False
+
+
+@dataclass(slots=True)
+class Claim:
+    guard: bytes
+    time_ns: int
+    value: int
+    identity: Identity
+    session: str | None
+    effects: list[Effect]
+    observations: list[Observation] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Plan:
+    claims: list[Claim] = field(default_factory=list)
+    rejected: Refusals = field(default_factory=Refusals)
+    ignored: int = 0
+
+    def keys(self) -> set[bytes]:
+        """Every state key the plan reads or writes."""
+        keys = {claim.guard for claim in self.claims}
+        keys.update(e.highwater for c in self.claims for e in c.effects if e.highwater)
+        return keys
