@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,10 @@ class Config:
     max_users: int = 10_000
     max_label_values: int = 1_000
     user_idle_ns: int = 30 * 86400 * 10**9
+    #: SQLite path or postgresql:// URL; "" keeps everything in memory (nothing survives a
+    #: restart: for tests and benchmarks only).
+    store: str = "data/collector.db"
+    replica_id: str = field(default_factory=lambda: socket.gethostname() or "local")
     log_level: str = "info"
 
 
@@ -237,7 +242,10 @@ def parse(
     proc.mapping({"directory", "stream_ttl", "dedupe_ttl", "max_streams", "max_dedupe_keys"})
 
     exporters = root.child("exporters")
-    exporters.mapping({"prometheus"})
+    exporters.mapping({"prometheus", "store"})
+    store_cfg = exporters.child("store")
+    store_cfg.mapping({"path", "url", "memory", "replica_id"})
+    store = _store_target(store_cfg, d.store)
     prom = exporters.child("prometheus")
     prom.mapping({"endpoint", "max_users", "max_label_values", "user_idle_timeout"})
 
@@ -274,6 +282,8 @@ def parse(
         max_users=prom.child("max_users").integer(d.max_users, minimum=1),
         max_label_values=prom.child("max_label_values").integer(d.max_label_values, minimum=1),
         user_idle_ns=prom.child("user_idle_timeout").duration_ns(d.user_idle_ns),
+        store=store,
+        replica_id=store_cfg.child("replica_id").string(d.replica_id) or d.replica_id,
         log_level=level,
     )
     exposed = [e for e in (config.grpc_endpoint, config.http_endpoint) if not e.loopback]
@@ -285,7 +295,29 @@ def parse(
     return config
 
 
-_COMPONENTS = {"receivers": {"otlp"}, "processors": {"claude_code"}, "exporters": {"prometheus"}}
+_COMPONENTS = {
+    "receivers": {"otlp"},
+    "processors": {"claude_code"},
+    "exporters": {"prometheus", "store"},
+}
+
+
+def _store_target(reader: _Reader, default: str) -> str:
+    """`path` (SQLite, relative to the config file) or `url` (PostgreSQL), or `memory: true`."""
+    path, url = reader.child("path"), reader.child("url")
+    memory = reader.child("memory").boolean(False)
+    given = [name for name, r in (("path", path), ("url", url)) if r.data is not None]
+    if len(given) + memory > 1:
+        raise reader.error("give only one of path, url or memory")
+    if memory:
+        return ""
+    if url.data is not None:
+        text = url.string() or ""
+        if not text.startswith(("postgresql://", "postgres://")):
+            raise url.error(f"expected a postgresql:// URL, got {text.split('@')[-1]!r}")
+        return text
+    found = path.path_value()
+    return str(found) if found is not None else default  # default: relative to the cwd
 
 
 def _check_pipelines(reader: _Reader) -> None:

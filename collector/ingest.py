@@ -7,26 +7,26 @@ every sink before the request is acknowledged.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from collector.accounting.engine import Accountant
-from collector.accounting.records import Accounted
 from collector.decoding.logs import count_spans, decode_logs
 from collector.decoding.metrics import decode_metrics
 from collector.decoding.wire import Signal
 from collector.errors import ErrorKind, IngestError
 from collector.identity import TokenIdentity
+from collector.ledger import Ledger
 from collector.selfstats import SelfStats
+from exporters.store.backend import StoreError
 
+#: seconds a client is asked to wait before retrying when the store is down.
+STORE_RETRY_AFTER_S = 5
 
-class Sink(Protocol):
-    """A consumer of accounted batches. It receives each batch once and must not mutate it."""
-
-    def apply(self, accounted: Accounted, now_ns: int) -> None: ...
+#: seconds a client is asked to wait before retrying when the store is down.
+STORE_RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,33 +36,29 @@ class ExportResult:
 
 
 class Ingest:
-    def __init__(
-        self,
-        accountant: Accountant,
-        sinks: Sequence[Sink],
-        stats: SelfStats,
-        clock: Callable[[], int] = time.time_ns,
-    ) -> None:
+    def __init__(self, accountant: Accountant, ledger: Ledger, stats: SelfStats) -> None:
         self.accountant = accountant
-        self.sinks = list(sinks)
+        self.ledger = ledger
         self.stats = stats
-        self.clock = clock
 
     async def export(
         self, signal: Signal, request: Any, token: TokenIdentity | None
     ) -> ExportResult:
-        """Account one decoded request. Async so a durable sink can be awaited before the ack."""
-        now = self.clock()
+        """Account one decoded request; returns once the ledger has committed it."""
         if signal is Signal.TRACES:
             spans = count_spans(request)
             self.stats.count_items(signal.value, accepted=spans)
             return ExportResult(0, "")
         if signal is Signal.METRICS:
-            accounted = self.accountant.account_metrics(decode_metrics(request), token, now)
+            plan = self.accountant.plan_metrics(decode_metrics(request), token)
         else:
-            accounted = self.accountant.account_logs(decode_logs(request), token, now)
-        for sink in self.sinks:
-            sink.apply(accounted, now)
+            plan = self.accountant.plan_logs(decode_logs(request), token)
+        try:
+            accounted = await self.ledger.commit(plan)
+        except StoreError as exc:
+            raise IngestError(
+                ErrorKind.UNAVAILABLE, f"store unavailable, retry later: {exc}", STORE_RETRY_AFTER_S
+            ) from exc
         self.stats.count_items(
             signal.value,
             accepted=accounted.accepted,

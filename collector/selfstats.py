@@ -27,6 +27,10 @@ class SelfStats:
         default_factory=lambda: defaultdict(float)
     )
     inflight: int = 0
+    store_buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    store_seconds: float = 0.0
+    store_outcomes: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    store_requests: int = 0
 
     def request(self, protocol: str, signal: str, outcome: str, seconds: float) -> None:
         self.requests[(protocol, signal, outcome)] += 1
@@ -39,6 +43,17 @@ class SelfStats:
                 buckets[i] += 1
         buckets[-1] += 1
         self.duration_sum[key] += seconds
+
+    def store_commit(self, requests: int, seconds: float, ok: bool) -> None:
+        """One group-commit transaction of `requests` requests."""
+        self.store_outcomes["committed" if ok else "failed"] += 1
+        if ok:
+            self.store_requests += requests
+        for i, bound in enumerate(DURATION_BUCKETS):
+            if seconds <= bound:
+                self.store_buckets[i] += 1
+        self.store_buckets[-1] += 1
+        self.store_seconds += seconds
 
     def count_items(self, signal: str, **outcomes: int) -> None:
         for outcome, n in outcomes.items():

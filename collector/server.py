@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -23,11 +24,15 @@ from collector.directory import Directory
 from collector.httpapi import make_app
 from collector.identity import IdentityResolver
 from collector.ingest import Admission, Ingest
+from collector.ledger import MemoryLedger
 from collector.receivers.grpc import OtlpGrpcReceiver
 from collector.receivers.http import OtlpHttpReceiver
 from collector.selfstats import SelfStats
 from exporters.prometheus import ContractCollector, ExpositionState
 from exporters.selfmetrics import SelfCollector
+from exporters.store.backend import StoreError
+from exporters.store.groupcommit import StoreLedger
+from exporters.store.ledger import Retention
 
 log = logging.getLogger("cc_collector")
 
@@ -58,7 +63,15 @@ class CollectorService:
             ),
         )
         self.exposition = ExpositionState(cfg.max_users, cfg.max_label_values, cfg.user_idle_ns)
-        self.ingest = Ingest(self.accountant, [self.exposition], self.stats)
+        self.ledger: StoreLedger | MemoryLedger
+        if cfg.store:
+            retention = Retention(cfg.stream_ttl_ns, cfg.dedupe_ttl_ns)
+            self.ledger = StoreLedger(
+                cfg.store, retention, cfg.replica_id, [self.exposition], time.time_ns, self.stats
+            )
+        else:
+            self.ledger = MemoryLedger(self.accountant, [self.exposition], time.time_ns)
+        self.ingest = Ingest(self.accountant, self.ledger, self.stats)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ContractCollector(self.exposition))
         self.registry.register(
@@ -76,6 +89,7 @@ class CollectorService:
         self.ready: dict[str, bool] = {"ready": False}
         self._runners: list[web.AppRunner] = []
         self._grpc_server: aio.Server | None = None
+        self._ledger_started = False
 
     async def _start_http(self, app: web.Application, host: str, port: int) -> int:
         runner = web.AppRunner(app, auto_decompress=False, access_log=None, shutdown_timeout=10)
@@ -87,6 +101,12 @@ class CollectorService:
 
     async def start(self) -> None:
         cfg = self.config
+        if isinstance(self.ledger, StoreLedger):
+            try:
+                await self.ledger.start(self.exposition)
+            except StoreError as exc:
+                raise OSError(str(exc)) from exc
+            self._ledger_started = True
         # The metrics runner must be first in self._runners: stop() relies on it.
         self.ports.metrics = await self._start_http(
             make_app(self.registry, self.ready),
@@ -142,6 +162,9 @@ class CollectorService:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self._ledger_started and isinstance(self.ledger, StoreLedger):
+            await self.ledger.stop()
+            self._ledger_started = False
 
 
 async def serve(config: Config) -> None:

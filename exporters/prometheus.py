@@ -14,7 +14,8 @@ counter reset, so no increment is lost in PromQL (docs/metrics.md, "Cardinality"
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
@@ -44,10 +45,35 @@ _CAPPED_LABELS = (
 )
 
 
+#: A series before label caps: ("c", metric, user, team, *labels) for counters,
+#: ("h", metric, part, *labels) for histogram parts (b<i> bucket, count, sum in microseconds).
+#: The store keeps each replica's series in this form so a restart can rebuild the exposition.
+Series = tuple[str, ...]
+_BY_NAME = {m.name: m for m in (*c.COUNTERS, *c.HISTOGRAMS)}
+
+
+def series_deltas(accounted: Accounted) -> dict[Series, int]:
+    """What one accounted batch adds to each raw series."""
+    out: defaultdict[Series, int] = defaultdict(int)
+    for inc in accounted.increments:
+        metric = inc.metric
+        user = inc.identity.actor if "user" in metric.identity else ""
+        team = inc.identity.team if "team" in metric.identity else ""
+        out[("c", metric.name, user, team, *inc.labels)] += inc.amount
+    for obs in accounted.observations:
+        name = obs.metric.name
+        for i, bound in enumerate(c.BUCKETS[obs.metric]):
+            if obs.seconds <= bound:
+                out[("h", name, f"b{i}", *obs.labels)] += 1
+        out[("h", name, "count", *obs.labels)] += 1
+        out[("h", name, "sum", *obs.labels)] += round(obs.seconds * 1_000_000)
+    return out
+
+
 @dataclass(slots=True)
 class _Histogram:
-    buckets: list[int]
-    total: float = 0.0
+    buckets: list[int]  # cumulative counts per bound; +Inf is `count`
+    sum_us: int = 0
     count: int = 0
 
 
@@ -83,35 +109,48 @@ class ExpositionState:
 
     def apply(self, accounted: Accounted, now_ns: int) -> None:
         """Add a batch; called once per accepted request, after accounting."""
+        seen = [(who.actor, who.team, now_ns) for who in accounted.seen]
+        self.add(series_deltas(accounted), seen, now_ns)
+
+    def add(
+        self, deltas: dict[Series, int], seen: Iterable[tuple[str, str, int]], now_ns: int
+    ) -> None:
+        """Add raw series through the label caps. `seen` is (actor, team, when) per sender;
+        on a restart it carries the stored times, so idle users still expire on schedule."""
         users: dict[str, str] = {}
-
-        def user_of(actor: str) -> str:
-            found = users.get(actor)
-            if found is None:
-                found = users[actor] = self.limiters["user"].admit(actor, now_ns)
-            return found
-
-        for identity in accounted.seen:
-            team = self.limiters["team"].admit(identity.team, now_ns)
-            self.last_seen[(user_of(identity.actor), team)] = now_ns
-        for inc in accounted.increments:
-            user = user_of(inc.identity.actor) if "user" in inc.metric.identity else ""
-            key = self._labels(inc.metric, user, inc.identity.team, inc.labels, now_ns)
-            series = self.counters[inc.metric]
-            series[key] = series.get(key, 0) + inc.amount
-        for obs in accounted.observations:
-            key = self._labels(obs.metric, "", obs.identity.team, obs.labels, now_ns)
-            hist = self.histograms[obs.metric].get(key)
-            bounds = c.BUCKETS[obs.metric]
-            if hist is None:
-                hist = self.histograms[obs.metric][key] = _Histogram([0] * (len(bounds) + 1))
-            for i, bound in enumerate(bounds):
-                if obs.seconds <= bound:
-                    hist.buckets[i] += 1
-            hist.buckets[-1] += 1
-            hist.total += obs.seconds
-            hist.count += 1
+        for actor, team, when in seen:
+            user = users[actor] = self.limiters["user"].admit(actor, when)
+            key = (user, self.limiters["team"].admit(team, when))
+            self.last_seen[key] = max(self.last_seen.get(key, 0), when)
+        for series, amount in deltas.items():
+            metric = _BY_NAME.get(series[1])
+            if metric is None:
+                continue  # a series of an older contract, found in the store
+            if series[0] == "c":
+                user = ""
+                if "user" in metric.identity:
+                    user = users.get(series[2]) or self.limiters["user"].admit(series[2], now_ns)
+                    users[series[2]] = user
+                key = self._labels(metric, user, series[3], series[4:], now_ns)
+                counters = self.counters[metric]
+                counters[key] = counters.get(key, 0) + amount
+            else:
+                self._add_histogram(metric, series[2], series[3:], amount, now_ns)
         self.sweep(now_ns)
+
+    def _add_histogram(
+        self, metric: c.Metric, part: str, own: tuple[str, ...], amount: int, now_ns: int
+    ) -> None:
+        key = self._labels(metric, "", "", own, now_ns)
+        hist = self.histograms[metric].get(key)
+        if hist is None:
+            hist = self.histograms[metric][key] = _Histogram([0] * len(c.BUCKETS[metric]))
+        if part == "count":
+            hist.count += amount
+        elif part == "sum":
+            hist.sum_us += amount
+        else:
+            hist.buckets[int(part[1:])] += amount
 
     def sweep(self, now_ns: int) -> None:
         """Drop users idle past the timeout, at most once a minute."""
@@ -151,9 +190,9 @@ class ContractCollector(Collector):
             family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
             bounds = c.BUCKETS[metric]
             for labels, hist in hists.items():
-                cumulative = [(_fmt(b), n) for b, n in zip(bounds, hist.buckets, strict=False)]
-                cumulative.append(("+Inf", hist.buckets[-1]))
-                family.add_metric(labels, cumulative, hist.total)
+                cumulative = [(_fmt(b), n) for b, n in zip(bounds, hist.buckets, strict=True)]
+                cumulative.append(("+Inf", hist.count))
+                family.add_metric(labels, cumulative, hist.sum_us / 1_000_000)
             yield family
         seen = GaugeMetricFamily(
             c.USER_LAST_SEEN.name, c.USER_LAST_SEEN.help, labels=c.USER_LAST_SEEN.labels

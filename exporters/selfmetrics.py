@@ -66,6 +66,26 @@ class SelfCollector(Collector):
             points.append(("+Inf", buckets[-1]))
             hist.add_metric(key, points, s.duration_sum[key])
         yield hist
+        if s.store_buckets[-1]:
+            store = HistogramMetricFamily(
+                "cc_collector_store_commit_duration_seconds",
+                "Duration of group-commit transactions, failed ones too.",
+            )
+            points = [(str(b), n) for b, n in zip(DURATION_BUCKETS, s.store_buckets, strict=False)]
+            points.append(("+Inf", s.store_buckets[-1]))
+            store.add_metric((), points, s.store_seconds)
+            yield store
+        yield _counter(
+            "cc_collector_store_transactions_total",
+            "Group-commit transactions by outcome (committed, failed).",
+            ("outcome",),
+            {(k,): v for k, v in s.store_outcomes.items()},
+        )
+        committed = CounterMetricFamily(
+            "cc_collector_store_committed_requests", "OTLP requests made durable by group commits."
+        )
+        committed.add_metric((), s.store_requests)
+        yield committed
         inflight = GaugeMetricFamily("cc_collector_inflight_requests", "Requests being processed.")
         inflight.add_metric((), s.inflight)
         yield inflight

@@ -7,9 +7,11 @@ every port is ephemeral (port 0) so tests can run side by side.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +25,7 @@ def make_config(
     overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
 ) -> Config:
     """A config on loopback with ephemeral ports, merged with `overrides` (nested dicts)."""
+    store = Path(tempfile.mkdtemp(prefix="cc-store-")) / "collector.db"
     base: dict[str, Any] = {
         "receivers": {
             "otlp": {
@@ -32,7 +35,7 @@ def make_config(
                 }
             }
         },
-        "exporters": {"prometheus": {"endpoint": "127.0.0.1:0"}},
+        "exporters": {"prometheus": {"endpoint": "127.0.0.1:0"}, "store": {"path": str(store)}},
     }
     _merge(base, overrides or {})
     return parse(base, environ or {})
