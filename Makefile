@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint
+.PHONY: run test lint deps-debian
 
 # Debian's python3 needs python3-venv for `-m venv`; install it when missing (as root).
 $(BIN)/python:
@@ -27,9 +27,23 @@ data/ingest-token:
 run: $(VENV)/.installed-run data/ingest-token
 	CC_INGEST_TOKEN="$${CC_INGEST_TOKEN:-$$(cat data/ingest-token)}" $(BIN)/cc-collector serve --config otel-config.yaml
 
+# The PostgreSQL store tests start their own throwaway server (tests/pg.py) from Debian's server
+# binaries; install them when no version has initdb + pg_ctl + postgres (as root; no-op if found).
+deps-debian:
+	@for bin in $${PG_BINDIR:-} /usr/lib/postgresql/*/bin; do \
+		[ -x "$$bin/initdb" ] && [ -x "$$bin/pg_ctl" ] && [ -x "$$bin/postgres" ] && exit 0; \
+	done; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "PostgreSQL server binaries not found: run 'make deps-debian' as root," \
+			"install Debian's postgresql package, or set PG_BINDIR." >&2; \
+		exit 1; \
+	fi; \
+	echo "Installing Debian's postgresql package (server binaries for the tests)"; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check collector exporters tests
 
-test: $(VENV)/.installed-test
+test: deps-debian $(VENV)/.installed-test
 	$(MAKE) lint
 	$(BIN)/python -m pytest

@@ -8,6 +8,7 @@ fails fast with a `ConfigError` naming the key path and the reason, e.g.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -60,6 +61,26 @@ class TokenConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A read key for the REST API. Only its SHA-256 is kept; `role` is admin or viewer."""
+
+    name: str
+    sha256: bytes = field(repr=False)
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A spend budget for alert rules: scope org/team/user, `name` of the team or user (the
+    org's is "org"), period day/month, amount in USD."""
+
+    scope: str
+    name: str
+    period: str
+    usd: float
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     grpc_endpoint: Endpoint = Endpoint("127.0.0.1", 4317)
     grpc_max_bytes: int = 4 * 1024 * 1024
@@ -82,6 +103,9 @@ class Config:
     #: restart: for tests and benchmarks only).
     store: str = "data/collector.db"
     replica_id: str = field(default_factory=lambda: socket.gethostname() or "local")
+    api_keys: tuple[ApiKey, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    organization_id: str = ""
     log_level: str = "info"
 
 
@@ -210,6 +234,70 @@ def _tokens(reader: _Reader) -> tuple[TokenConfig, ...]:
     return tuple(tokens)
 
 
+def _api_keys(reader: _Reader, tokens: tuple[TokenConfig, ...]) -> tuple[ApiKey, ...]:
+    if reader.data is None:
+        return ()
+    if not isinstance(reader.data, list):
+        raise reader.error("expected a list of API keys")
+    keys: list[ApiKey] = []
+    for index in range(len(reader.data)):
+        item = _Reader(reader.data[index], f"{reader.path}[{index}]", reader.environ, reader.base)
+        item.mapping({"name", "key", "key_sha256", "role"})
+        name = item.child("name").string()
+        if not name:
+            raise item.child("name").error("required")
+        role = item.child("role").string("viewer")
+        if role not in ("admin", "viewer"):
+            raise item.child("role").error(f"expected admin or viewer, got {role!r}")
+        secret, hashed = item.child("key").string(), item.child("key_sha256").string()
+        if (secret is None) == (hashed is None):
+            raise item.error("give exactly one of key or key_sha256")
+        if secret is not None:
+            if len(secret) < 16:
+                raise item.child("key").error("must be at least 16 characters")
+            if any(t.token == secret for t in tokens):
+                raise item.child("key").error("an ingest token cannot also be an API key")
+            digest = hashlib.sha256(secret.encode()).digest()
+        else:
+            try:
+                digest = bytes.fromhex(hashed or "")
+            except ValueError:
+                digest = b""
+            if len(digest) != 32:
+                raise item.child("key_sha256").error("expected 64 hex characters (SHA-256)")
+        keys.append(ApiKey(name, digest, role))
+    return tuple(keys)
+
+
+def _budgets(reader: _Reader) -> tuple[Budget, ...]:
+    if reader.data is None:
+        return ()
+    if not isinstance(reader.data, list):
+        raise reader.error("expected a list of budgets")
+    budgets: list[Budget] = []
+    for index in range(len(reader.data)):
+        item = _Reader(reader.data[index], f"{reader.path}[{index}]", reader.environ, reader.base)
+        item.mapping({"scope", "name", "period", "usd"})
+        scope = item.child("scope").string()
+        if scope not in ("org", "team", "user"):
+            raise item.child("scope").error(f"expected org, team or user, got {scope!r}")
+        name = item.child("name").string("org" if scope == "org" else None)
+        if not name:
+            raise item.child("name").error("required for team and user budgets")
+        period = item.child("period").string()
+        if period not in ("day", "month"):
+            raise item.child("period").error(f"expected day or month, got {period!r}")
+        text = item.child("usd").string()
+        try:
+            usd = float(text or "")
+        except ValueError:
+            raise item.child("usd").error(f"expected a number of USD, got {text!r}") from None
+        if not usd > 0:
+            raise item.child("usd").error("must be > 0")
+        budgets.append(Budget(scope, name, period, usd))
+    return tuple(budgets)
+
+
 def parse(
     document: Any, environ: Mapping[str, str] | None = None, base: Path | None = None
 ) -> Config:
@@ -249,6 +337,13 @@ def parse(
     prom = exporters.child("prometheus")
     prom.mapping({"endpoint", "max_users", "max_label_values", "user_idle_timeout"})
 
+    extensions = root.child("extensions")
+    extensions.mapping({"api", "budgets"})
+    api = extensions.child("api")
+    api.mapping({"keys", "organization_id"})
+    api_keys = _api_keys(api.child("keys"), tokens)
+    budgets = _budgets(extensions.child("budgets"))
+
     service = root.child("service")
     service.mapping({"pipelines", "telemetry"})
     _check_pipelines(service.child("pipelines"))
@@ -284,6 +379,9 @@ def parse(
         user_idle_ns=prom.child("user_idle_timeout").duration_ns(d.user_idle_ns),
         store=store,
         replica_id=store_cfg.child("replica_id").string(d.replica_id) or d.replica_id,
+        api_keys=api_keys,
+        budgets=budgets,
+        organization_id=api.child("organization_id").string("") or "",
         log_level=level,
     )
     exposed = [e for e in (config.grpc_endpoint, config.http_endpoint) if not e.loopback]

@@ -1,4 +1,5 @@
-"""The one HTTP port for people and Prometheus: `/metrics`, `/healthz`, `/readyz`.
+"""The one HTTP port for people and Prometheus: `/metrics`, `/healthz`, `/readyz`, and the
+REST API (collector/api/) when a store is configured.
 
 `/metrics` negotiates Prometheus text or OpenMetrics from `Accept`, and gzip from
 `Accept-Encoding`, using prometheus_client's own encoders on a private registry.
@@ -10,12 +11,19 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
+from collector.api import register as register_api
+from collector.api.context import ApiContext
+
 READY = web.AppKey("ready", dict)
 
 
-def make_app(registry: CollectorRegistry, ready: dict[str, bool]) -> web.Application:
+def make_app(
+    registry: CollectorRegistry, ready: dict[str, bool], api: ApiContext | None = None
+) -> web.Application:
     app = web.Application()
     app[READY] = ready
+    if api is not None:
+        register_api(app, api)
 
     async def metrics(request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))

@@ -18,6 +18,7 @@ from grpc import aio
 from prometheus_client.registry import CollectorRegistry
 
 from collector.accounting.engine import Accountant, AccountingSettings
+from collector.api.context import ApiContext
 from collector.auth import Authenticator
 from collector.config import Config
 from collector.directory import Directory
@@ -91,6 +92,11 @@ class CollectorService:
         self._grpc_server: aio.Server | None = None
         self._ledger_started = False
 
+    def api_context(self) -> ApiContext:
+        cfg = self.config
+        reader = self.ledger.read if isinstance(self.ledger, StoreLedger) else None
+        return ApiContext(cfg.api_keys, cfg.tokens, cfg.organization_id, cfg.budgets, reader)
+
     async def _start_http(self, app: web.Application, host: str, port: int) -> int:
         runner = web.AppRunner(app, auto_decompress=False, access_log=None, shutdown_timeout=10)
         await runner.setup()
@@ -109,7 +115,7 @@ class CollectorService:
             self._ledger_started = True
         # The metrics runner must be first in self._runners: stop() relies on it.
         self.ports.metrics = await self._start_http(
-            make_app(self.registry, self.ready),
+            make_app(self.registry, self.ready, self.api_context()),
             cfg.metrics_endpoint.host,
             cfg.metrics_endpoint.port,
         )

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness import RunningCollector, running_collector
+from tests.pg import pg_cluster, pg_url
+
+__all__ = ["pg_cluster", "pg_url"]
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families

@@ -80,6 +80,12 @@ class StoreLedger:
         series = {tuple(s.split(SERIES_SEP)): amount for s, amount in rows}
         return series, [(a, t, n) for a, t, n in seen]
 
+    async def read(self, fn: Callable[[Backend], T]) -> T:
+        """Run a read-only query function on the store's thread (between group commits)."""
+        if self._db is None:
+            raise StoreError("the store is not open")
+        return await self._run(fn, self._db)
+
     async def commit(self, plan: Plan) -> Accounted:
         future: asyncio.Future[Accounted] = asyncio.get_running_loop().create_future()
         self._queue.append((plan, future))

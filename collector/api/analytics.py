@@ -1,0 +1,9 @@
+"""Anthropic's Claude Code Analytics Admin API shape (placeholder until written)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def register(app: web.Application) -> None:
+    """Adds the routes of this module."""
