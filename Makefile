@@ -24,8 +24,16 @@ data/ingest-token:
 	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 	@echo "Generated an ingest token in $@ (give it to Claude Code, see README)."
 
-run: $(VENV)/.installed-run data/ingest-token
-	CC_INGEST_TOKEN="$${CC_INGEST_TOKEN:-$$(cat data/ingest-token)}" $(BIN)/cc-collector serve --config otel-config.yaml
+# The REST API needs a read key; make one the same way.
+data/api-key:
+	mkdir -p data
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
+	@echo "Generated an API read key in $@ (send it as x-api-key, see README)."
+
+run: $(VENV)/.installed-run data/ingest-token data/api-key
+	CC_INGEST_TOKEN="$${CC_INGEST_TOKEN:-$$(cat data/ingest-token)}" \
+	CC_API_KEY="$${CC_API_KEY:-$$(cat data/api-key)}" \
+	$(BIN)/cc-collector serve --config otel-config.yaml
 
 # The PostgreSQL store tests start their own throwaway server (tests/pg.py) from Debian's server
 # binaries; install them when no version has initdb + pg_ctl + postgres (as root; no-op if found).

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 CASES = sorted((REPO / "tests" / "config" / "cases").glob("*.yaml"))
 CLI = Path(sys.executable).parent / "cc-collector"
 TOKEN = "cli-test-token-1f2e3d"
+API_KEY = "an-api-read-key-for-the-bundled-config"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -53,17 +54,20 @@ def test_no_command_is_a_usage_error() -> None:
 
 
 def test_validate_bundled_config_ok() -> None:
-    done = run("validate", "otel-config.yaml", env={"CC_INGEST_TOKEN": TOKEN})
+    done = run(
+        "validate", "otel-config.yaml", env={"CC_INGEST_TOKEN": TOKEN, "CC_API_KEY": API_KEY}
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "otel-config.yaml: ok"
     assert TOKEN not in done.stdout + done.stderr
+    assert API_KEY not in done.stdout + done.stderr
 
 
 def test_validate_bundled_config_with_all_interfaces_ok() -> None:
     done = run(
         "validate",
         str(REPO / "otel-config.yaml"),
-        env={"CC_INGEST_TOKEN": TOKEN, "CC_LISTEN_HOST": "0.0.0.0"},
+        env={"CC_INGEST_TOKEN": TOKEN, "CC_API_KEY": API_KEY, "CC_LISTEN_HOST": "0.0.0.0"},
     )
     assert done.returncode == 0, done.stderr
 

@@ -59,8 +59,11 @@ def test_empty_file_is_the_default_config(tmp_path: Path) -> None:
     assert load(empty, environ={}) == Config()
 
 
+BUNDLED_ENV = {"CC_INGEST_TOKEN": "a-real-token-value", "CC_API_KEY": "an-api-key-of-the-bundle"}
+
+
 def test_bundled_config_is_valid() -> None:
-    config = load(REPO / "otel-config.yaml", environ={"CC_INGEST_TOKEN": "a-real-token-value"})
+    config = load(REPO / "otel-config.yaml", environ=BUNDLED_ENV)
     assert config.grpc_endpoint == Endpoint("127.0.0.1", 4317)
     assert config.http_endpoint == Endpoint("127.0.0.1", 4318)
     assert config.metrics_endpoint == Endpoint("127.0.0.1", 8889)
@@ -72,12 +75,14 @@ def test_bundled_config_is_valid() -> None:
     assert config.max_inflight_requests == 64
     assert config.stream_ttl_ns == 24 * 3600 * 10**9
     assert config.user_idle_ns == 30 * 86400 * 10**9
+    assert [(k.name, k.role) for k in config.api_keys] == [("admin", "admin")]
+    assert config.store.endswith("data/collector.db")
 
 
 def test_bundled_config_can_listen_on_all_interfaces_with_its_token() -> None:
     config = load(
         REPO / "otel-config.yaml",
-        environ={"CC_INGEST_TOKEN": "a-real-token-value", "CC_LISTEN_HOST": "0.0.0.0"},
+        environ={**BUNDLED_ENV, "CC_LISTEN_HOST": "0.0.0.0"},
     )
     assert config.http_endpoint == Endpoint("0.0.0.0", 4318)
     assert not config.http_endpoint.loopback
