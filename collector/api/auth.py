@@ -57,3 +57,7 @@ async def read_access_middleware(request: web.Request, handler: Handler) -> web.
         return await handler(request)
     except ApiError as error:
         return error.response()
+    except web.HTTPNotFound:
+        return ApiError(404, None, f"no such endpoint: {request.path}").response()
+    except web.HTTPMethodNotAllowed as exc:
+        return ApiError(405, "invalid_request_error", f"{exc.method} not allowed here").response()
