@@ -35,19 +35,25 @@ run: $(VENV)/.installed-run data/ingest-token data/api-key
 	CC_API_KEY="$${CC_API_KEY:-$$(cat data/api-key)}" \
 	$(BIN)/cc-collector serve --config otel-config.yaml
 
-# The PostgreSQL store tests start their own throwaway server (tests/pg.py) from Debian's server
-# binaries; install them when no version has initdb + pg_ctl + postgres (as root; no-op if found).
+# Debian packages the tests run for real: PostgreSQL server binaries (tests/pg.py starts a
+# throwaway cluster), Prometheus + promtool (rules and dashboard queries), amtool
+# (Alertmanager config) and docker-compose (`config -q` of the stack). Only missing ones are
+# installed, in one apt call (as root); with everything present this is a no-op.
 deps-debian:
-	@for bin in $${PG_BINDIR:-} /usr/lib/postgresql/*/bin; do \
-		[ -x "$$bin/initdb" ] && [ -x "$$bin/pg_ctl" ] && [ -x "$$bin/postgres" ] && exit 0; \
+	@missing=""; \
+	found_pg=""; for bin in $${PG_BINDIR:-} /usr/lib/postgresql/*/bin; do \
+		[ -x "$$bin/initdb" ] && [ -x "$$bin/pg_ctl" ] && [ -x "$$bin/postgres" ] && found_pg=1; \
 	done; \
+	[ -n "$$found_pg" ] || missing="$$missing postgresql"; \
+	command -v prometheus >/dev/null && command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" != 0 ]; then \
-		echo "PostgreSQL server binaries not found: run 'make deps-debian' as root," \
-			"install Debian's postgresql package, or set PG_BINDIR." >&2; \
-		exit 1; \
+		echo "Missing Debian packages:$$missing. Run 'make deps-debian' as root." >&2; exit 1; \
 	fi; \
-	echo "Installing Debian's postgresql package (server binaries for the tests)"; \
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+	echo "Installing Debian packages:$$missing"; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check collector exporters tests
