@@ -140,6 +140,14 @@ USER_LAST_SEEN = Metric(
     (),
 )
 
+USER_INFO = Metric(
+    "claude_code_user_info",
+    Kind.GAUGE,
+    "Always 1: the department of a user and team, for rollups by department in PromQL joins.",
+    UT,
+    ("department",),
+)
+
 COUNTERS: tuple[Metric, ...] = (
     COST,
     TOKENS,

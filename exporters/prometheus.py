@@ -85,6 +85,7 @@ class ExpositionState:
     counters: dict[c.Metric, dict[tuple[str, ...], int]] = field(default_factory=dict)
     histograms: dict[c.Metric, dict[tuple[str, ...], _Histogram]] = field(default_factory=dict)
     last_seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    departments: dict[tuple[str, str], str] = field(default_factory=dict)
     limiters: dict[str, LabelLimiter] = field(default_factory=dict)
     _swept_at: int = 0
 
@@ -109,19 +110,24 @@ class ExpositionState:
 
     def apply(self, accounted: Accounted, now_ns: int) -> None:
         """Add a batch; called once per accepted request, after accounting."""
-        seen = [(who.actor, who.team, now_ns) for who in accounted.seen]
+        seen = [(who.actor, who.team, who.department, now_ns) for who in accounted.seen]
         self.add(series_deltas(accounted), seen, now_ns)
 
     def add(
-        self, deltas: dict[Series, int], seen: Iterable[tuple[str, str, int]], now_ns: int
+        self,
+        deltas: dict[Series, int],
+        seen: Iterable[tuple[str, str, str, int]],
+        now_ns: int,
     ) -> None:
-        """Add raw series through the label caps. `seen` is (actor, team, when) per sender;
-        on a restart it carries the stored times, so idle users still expire on schedule."""
+        """Add raw series through the label caps. `seen` is (actor, team, department, when)
+        per sender; on a restart it carries the stored times, so idle users still expire on
+        schedule."""
         users: dict[str, str] = {}
-        for actor, team, when in seen:
+        for actor, team, department, when in seen:
             user = users[actor] = self.limiters["user"].admit(actor, when)
             key = (user, self.limiters["team"].admit(team, when))
             self.last_seen[key] = max(self.last_seen.get(key, 0), when)
+            self.departments[key] = department
         for series, amount in deltas.items():
             metric = _BY_NAME.get(series[1])
             if metric is None:
@@ -161,6 +167,7 @@ class ExpositionState:
         if not gone:
             return
         self.last_seen = {k: v for k, v in self.last_seen.items() if k[0] not in gone}
+        self.departments = {k: v for k, v in self.departments.items() if k[0] not in gone}
         for metric, series in self.counters.items():
             if "user" in metric.identity:
                 for key in [k for k in series if k[0] in gone]:
@@ -200,6 +207,10 @@ class ContractCollector(Collector):
         for labels, ns in state.last_seen.items():
             seen.add_metric(labels, ns / 1e9)
         yield seen
+        info = GaugeMetricFamily(c.USER_INFO.name, c.USER_INFO.help, labels=c.USER_INFO.labels)
+        for (user, team), department in state.departments.items():
+            info.add_metric((user, team, department), 1)
+        yield info
 
 
 def _fmt(bound: float) -> str:

@@ -70,15 +70,18 @@ class StoreLedger:
             exposition.add(series, seen, self.clock())
         self._tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._cleaner())]
 
-    def _load_exposition(self) -> tuple[dict[tuple[str, ...], int], list[tuple[str, str, int]]]:
+    def _load_exposition(
+        self,
+    ) -> tuple[dict[tuple[str, ...], int], list[tuple[str, str, str, int]]]:
         assert self._db is not None
         db = self._db
         rows = db.query("SELECT series, amount FROM exposition WHERE replica = ?", (self.replica,))
         seen = db.query(
-            "SELECT actor, team, seen_ns FROM exposition_seen WHERE replica = ?", (self.replica,)
+            "SELECT actor, team, department, seen_ns FROM exposition_seen WHERE replica = ?",
+            (self.replica,),
         )
         series = {tuple(s.split(SERIES_SEP)): amount for s, amount in rows}
-        return series, [(a, t, n) for a, t, n in seen]
+        return series, [(a, t, dept, n) for a, t, dept, n in seen]
 
     async def read(self, fn: Callable[[Backend], T]) -> T:
         """Run a read-only query function on the store's thread (between group commits)."""

@@ -159,11 +159,11 @@ def _actors(db: Backend, results: Iterable[Accounted], now_ns: int) -> None:
 
 def _exposition(db: Backend, results: Iterable[Accounted], now_ns: int, replica: str) -> None:
     totals: defaultdict[str, int] = defaultdict(int)
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     for accounted in results:
         for series, amount in series_deltas(accounted).items():
             totals[SERIES_SEP.join(series)] += amount
-        seen.update((who.actor, who.team) for who in accounted.seen)
+        seen.update((who.actor, who.team, who.department) for who in accounted.seen)
     db.executemany(
         "INSERT INTO exposition (replica, series, amount) VALUES (?, ?, ?) "
         "ON CONFLICT (replica, series) DO UPDATE SET amount = exposition.amount + excluded.amount",
@@ -171,8 +171,9 @@ def _exposition(db: Backend, results: Iterable[Accounted], now_ns: int, replica:
     )
     d = db.dialect
     db.executemany(
-        "INSERT INTO exposition_seen (replica, actor, team, seen_ns) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (replica, actor, team) DO UPDATE SET"
+        "INSERT INTO exposition_seen (replica, actor, team, department, seen_ns)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (replica, actor, team) DO UPDATE SET"
+        " department = excluded.department,"
         f" seen_ns = {d.greatest}(exposition_seen.seen_ns, excluded.seen_ns)",
-        ((replica, actor, team, now_ns) for actor, team in seen),
+        ((replica, actor, team, dept, now_ns) for actor, team, dept in seen),
     )

@@ -88,6 +88,7 @@ def migrations(d: Dialect) -> list[list[str]]:
                 replica TEXT NOT NULL,
                 actor TEXT NOT NULL,
                 team TEXT NOT NULL,
+                department TEXT NOT NULL,
                 seen_ns BIGINT NOT NULL,
                 PRIMARY KEY (replica, actor, team))""",
         ],

@@ -50,6 +50,7 @@ DOCUMENTED = {
     "claude_code_api_request_duration_seconds": ("model",),
     "claude_code_tool_duration_seconds": ("tool",),
     "claude_code_user_last_seen_timestamp_seconds": ("user", "team"),
+    "claude_code_user_info": ("user", "team", "department"),
 }
 FORBIDDEN = {
     "session.id",
@@ -152,7 +153,7 @@ def _state_with_everything(**kwargs: int) -> ExpositionState:
 
 
 def test_documented_table_matches_the_contract_module() -> None:
-    metrics = (*c.COUNTERS, *c.HISTOGRAMS, c.USER_LAST_SEEN)
+    metrics = (*c.COUNTERS, *c.HISTOGRAMS, c.USER_LAST_SEEN, c.USER_INFO)
     assert {m.name: m.labels for m in metrics} == DOCUMENTED
 
 
@@ -180,8 +181,14 @@ def test_every_contract_metric_is_present_with_exactly_the_documented_labels() -
     gauge = families[c.USER_LAST_SEEN.name]
     assert gauge.type == "gauge"
     assert [sorted(s.labels) for s in gauge.samples] == [["team", "user"]]
+    info = families[c.USER_INFO.name]
+    assert info.type == "gauge"
+    assert [(sorted(s.labels), s.value) for s in info.samples] == [
+        (["department", "team", "user"], 1.0)
+    ]
     assert set(families) == {_family_name(m) for m in (*c.COUNTERS, *c.HISTOGRAMS)} | {
-        c.USER_LAST_SEEN.name
+        c.USER_LAST_SEEN.name,
+        c.USER_INFO.name,
     }
 
 
