@@ -38,6 +38,9 @@ def make_config(
         "exporters": {"prometheus": {"endpoint": "127.0.0.1:0"}, "store": {"path": str(store)}},
     }
     _merge(base, overrides or {})
+    wanted = (overrides or {}).get("exporters", {}).get("store", {})
+    if ("url" in wanted or "memory" in wanted) and "path" not in wanted:
+        del base["exporters"]["store"]["path"]  # the default SQLite file gives way
     return parse(base, environ or {})
 
 
