@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint deps-debian
+.PHONY: run test lint deps-debian deps-npm
 
 # Debian's python3 needs python3-venv for `-m venv`; install it when missing (as root).
 $(BIN)/python:
@@ -55,9 +55,19 @@ deps-debian:
 	echo "Installing Debian packages:$$missing"; \
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
 
+# The real Claude Code CLI for tests/e2e, pinned, installed once into .cache/ (Node >= 20; on
+# Node 20 the pin matters: newer releases need Node 22). The tests reuse it.
+CLAUDE_VERSION := 2.1.330
+CLAUDE_BIN := .cache/claude-code/node_modules/@anthropic-ai/claude-code-linux-x64/claude
+deps-npm:
+	@[ -x $(CLAUDE_BIN) ] && $(CLAUDE_BIN) --version 2>/dev/null | grep -q '^$(CLAUDE_VERSION)' || { \
+		echo "Installing @anthropic-ai/claude-code@$(CLAUDE_VERSION) into .cache/claude-code"; \
+		mkdir -p .cache/claude-code && npm install --engine-strict=false --no-audit --no-fund \
+			--prefix .cache/claude-code @anthropic-ai/claude-code@$(CLAUDE_VERSION); }
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check collector exporters tests
 
-test: deps-debian $(VENV)/.installed-test
+test: deps-debian deps-npm $(VENV)/.installed-test
 	$(MAKE) lint
 	$(BIN)/python -m pytest
