@@ -7,6 +7,8 @@ every port is ephemeral (port 0) so tests can run side by side.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
 import tempfile
 import threading
 import urllib.request
@@ -21,11 +23,19 @@ from collector.config import Config, parse
 from collector.server import CollectorService
 
 
+#: temporary store folders made by make_config; removed when the test process ends (a config
+#: may be served several times, e.g. across a restart, so not sooner).
+_STORE_FOLDERS: list[Path] = []
+atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in _STORE_FOLDERS])
+
+
 def make_config(
     overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
 ) -> Config:
     """A config on loopback with ephemeral ports, merged with `overrides` (nested dicts)."""
-    store = Path(tempfile.mkdtemp(prefix="cc-store-")) / "collector.db"
+    folder = Path(tempfile.mkdtemp(prefix="cc-store-"))
+    _STORE_FOLDERS.append(folder)
+    store = folder / "collector.db"
     base: dict[str, Any] = {
         "receivers": {
             "otlp": {
