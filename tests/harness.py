@@ -22,7 +22,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.config import Config, parse
 from collector.server import CollectorService
 
-
 #: temporary store folders made by make_config; removed when the test process ends (a config
 #: may be served several times, e.g. across a restart, so not sooner).
 _STORE_FOLDERS: list[Path] = []
