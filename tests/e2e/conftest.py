@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,10 +42,10 @@ def otel_env(collector: RunningCollector, protocol: str, **extra: str) -> dict[s
 
 
 @pytest.fixture
-def session(api: FakeAnthropic) -> Callable[..., Session]:
+def session(api: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Session]:
     def make(otel: dict[str, str], fake: FakeAnthropic | None = None, **kwargs: object) -> Session:
         fake = fake or api
-        root = Path(tempfile.mkdtemp(prefix="cc-e2e-"))
+        root = tmp_path_factory.mktemp("claude-session")
         fake.workdir = str(root / "repo")
         return Session(root, fake.port, otel, **kwargs)  # type: ignore[arg-type]
 
