@@ -34,6 +34,7 @@ from exporters.selfmetrics import SelfCollector
 from exporters.store.backend import StoreError
 from exporters.store.groupcommit import StoreLedger
 from exporters.store.ledger import Retention
+from exporters.store_gauges import StoreGauges
 
 log = logging.getLogger("cc_collector")
 
@@ -83,6 +84,13 @@ class CollectorService:
                 self.exposition.label_overflow,
             )
         )
+        self.store_gauges = StoreGauges(
+            self.ledger.read if isinstance(self.ledger, StoreLedger) else None,
+            cfg.budgets,
+            max_users=cfg.max_users,
+        )
+        self.store_gauges_collector = self.store_gauges.collector()
+        self.registry.register(self.store_gauges_collector)
         auth = Authenticator(cfg.tokens, cfg.auth_required)
         admission = Admission(cfg.max_inflight_requests, self.stats)
         self.http = OtlpHttpReceiver(self.ingest, auth, admission, cfg.http_max_bytes)
@@ -113,6 +121,7 @@ class CollectorService:
             except StoreError as exc:
                 raise OSError(str(exc)) from exc
             self._ledger_started = True
+        await self.store_gauges.start()
         # The metrics runner must be first in self._runners: stop() relies on it.
         self.ports.metrics = await self._start_http(
             make_app(self.registry, self.ready, self.api_context()),
@@ -168,6 +177,7 @@ class CollectorService:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        await self.store_gauges.stop()
         if self._ledger_started and isinstance(self.ledger, StoreLedger):
             await self.ledger.stop()
             self._ledger_started = False

@@ -1,91 +1,200 @@
-"""Reads behind the Analytics-compatible report: rows of (day, actor, terminal) for a day range.
+"""Reads behind the Analytics-compatible usage report: one row per (day, actor, terminal), or
+per (day, team) when grouped by team, from `usage_daily`.
 
-Pagination is keyset: rows are ordered by (day, actor, terminal) and a page starts after the
-last key of the previous one. The first page fixes a boundary (`created_ns`); later pages
-only list rows that existed then, so rows appearing meanwhile can neither shift the pages
-(missing or repeating a row) nor sneak in half-way. Values of listed rows are current.
+Pagination is keyset: rows are ordered by their key and a page starts after the last key of
+the previous one, so a page never depends on how many rows came before it. The first page
+fixes a boundary, the newest `created_ns` of the range at that moment; every page only lists
+keys whose first `usage_daily` row existed by then. A key that appears later (a new actor,
+terminal or day) can therefore neither shift the pages (which would miss or repeat a row)
+nor appear half-way through a walk. Amounts are read as they are now: a listed row's values
+may have grown since the first page, as data for a day keeps arriving.
+
+Text is compared and ordered by code point on both dialects (SQLite's default BINARY; `"C"`
+on PostgreSQL, whose database collation may be locale-aware), so the same data pages in the
+same order on SQLite and PostgreSQL, and the order is Python's `sorted()`.
+
+All SQL uses `?` placeholders and portable syntax (Backend.query adapts the placeholders).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from collector import contract as c
 from exporters.store.backend import Backend
 from exporters.store.ledger import LABEL_SEP
 
-Key = tuple[str, str, str]  # (day, actor or team, terminal)
+#: (day, actor or team, terminal); the terminal is "" when rows are grouped by team.
+Key = tuple[str, str, str]
 
-#: the contract metrics a report row is built from.
-REPORT_METRICS = (
-    c.SESSIONS.name,
-    c.LINES.name,
-    c.COMMITS.name,
-    c.PULL_REQUESTS.name,
-    c.CODE_EDIT_DECISIONS.name,
-    c.TOKENS.name,
-    c.COST.name,
-)
+#: the contract metrics a report row is built from, with their own label names.
+REPORT_METRICS: dict[str, tuple[str, ...]] = {
+    m.name: m.own
+    for m in (
+        c.SESSIONS,
+        c.LINES,
+        c.COMMITS,
+        c.PULL_REQUESTS,
+        c.CODE_EDIT_DECISIONS,
+        c.TOKENS,
+        c.COST,
+    )
+}
 
 
 @dataclass
 class ReportRow:
+    """The raw amounts of one report row; collector/api/analytics.py gives it its shape."""
+
     day: str
     actor: str
     terminal: str
+    #: the kind and organization of the first `usage_daily` row read for the key (an actor has
+    #: one kind; several organizations under one actor and day are not expected).
     actor_kind: str = ""
     organization: str = ""
-    #: (metric, labels tuple) -> amount
+    #: (metric name, own label values) -> amount in the metric's integer scale.
     amounts: defaultdict[tuple[str, tuple[str, ...]], int] = field(
         default_factory=lambda: defaultdict(int)
     )
 
 
-def page_keys(
-    db: Backend, first: str, last: str, boundary: int, after: Key | None, limit: int, by_team: bool
-) -> list[Key]:
-    """Up to `limit` keys after `after` that existed at `boundary`."""
-    who = "team" if by_team else "actor"
-    terminal = "''" if by_team else "terminal"
-    marks = ",".join("?" * len(REPORT_METRICS))
-    sql = (
-        f"SELECT day, {who}, {terminal} FROM usage_daily"
-        f" WHERE day >= ? AND day <= ? AND metric IN ({marks})"
-        f" GROUP BY day, {who}, {terminal} HAVING min(created_ns) <= ?"
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """The key columns of a grouping, as written in SQL for one dialect."""
+
+    names: tuple[str, ...]
+    #: the same columns for comparisons and ORDER BY (with a byte-order collation if needed).
+    ordered: tuple[str, ...]
+
+    @classmethod
+    def of(cls, db: Backend, by_team: bool) -> _Columns:
+        names = ("day", "team") if by_team else ("day", "actor", "terminal")
+        if db.dialect.name == "postgresql":
+            return cls(names, tuple(f'{n} COLLATE "C"' for n in names))
+        return cls(names, names)
+
+    def beyond(self, key: Sequence[str], op: str, inclusive: bool) -> tuple[str, list[object]]:
+        """The lexicographic condition `(columns) op key`, e.g. `>` for "after the cursor".
+
+        Written out (a > ? OR (a = ? AND ...)) rather than as a row-value comparison, which
+        would not carry the collation of each column the same way on both dialects.
+        """
+        values = list(key[: len(self.ordered)])
+        last = len(values) - 1
+        sql = ""
+        params: list[object] = []
+        for i in range(last, -1, -1):
+            column = self.ordered[i]
+            if i == last:
+                sql = f"{column} {op}{'=' if inclusive else ''} ?"
+                params = [values[i]]
+            else:
+                sql = f"({column} {op} ? OR ({column} = ? AND {sql}))"
+                params = [values[i], values[i], *params]
+        return f"({sql})", params
+
+
+def _metric_filter() -> tuple[str, list[object]]:
+    return f"metric IN ({','.join('?' * len(REPORT_METRICS))})", list(REPORT_METRICS)
+
+
+def data_boundary(db: Backend, first: str, last: str) -> int:
+    """The newest `created_ns` among the report's rows of [first, last]: a first page's boundary.
+
+    Taken from the data rather than from a clock, so a replica whose clock runs behind the
+    one that wrote the rows still lists them.
+    """
+    metrics, params = _metric_filter()
+    found = db.query(
+        f"SELECT max(created_ns) FROM usage_daily WHERE day >= ? AND day <= ? AND {metrics}",
+        [first, last, *params],
     )
-    params: list[object] = [first, last, *REPORT_METRICS, boundary]
+    return int(found[0][0] or 0)
+
+
+def page_keys(
+    db: Backend,
+    first: str,
+    last: str,
+    boundary: int,
+    after: Key | None,
+    limit: int,
+    by_team: bool,
+) -> list[Key]:
+    """Up to `limit` keys of [first, last] after `after` that existed at `boundary`, in order."""
+    cols = _Columns.of(db, by_team)
+    metrics, params = _metric_filter()
+    sql = (
+        f"SELECT {', '.join(cols.names)} FROM usage_daily WHERE day >= ? AND day <= ? AND {metrics}"
+    )
+    params = [first, last, *params]
     if after is not None:
-        sql += f" AND (day > ? OR (day = ? AND ({who} > ? OR ({who} = ? AND {terminal} > ?))))"
-        params += [after[0], after[0], after[1], after[1], after[2]]
-    sql += f" ORDER BY day, {who}, {terminal} LIMIT ?"
-    params.append(limit)
-    return [(d, a, t) for d, a, t in db.query(sql, params)]
+        condition, values = cols.beyond(after, ">", inclusive=False)
+        sql += f" AND {condition}"
+        params += values
+    sql += (
+        f" GROUP BY {', '.join(cols.names)} HAVING min(created_ns) <= ?"
+        f" ORDER BY {', '.join(cols.ordered)} LIMIT ?"
+    )
+    params += [boundary, limit]
+    return [_key(row) for row in db.query(sql, params)]
 
 
-def rows_for(db: Backend, keys: list[Key], by_team: bool) -> list[ReportRow]:
-    """The report rows of `keys`, in the same order."""
+def rows_for(db: Backend, keys: Sequence[Key], after: Key | None, by_team: bool) -> list[ReportRow]:
+    """The report rows of `keys` (a page from `page_keys` with the same `after`), in order.
+
+    One range read between the cursor and the page's last key; keys in that range that are
+    not on the page (they appeared after the boundary) are dropped.
+    """
     if not keys:
         return []
-    who = "team" if by_team else "actor"
+    cols = _Columns.of(db, by_team)
     wanted = {k: ReportRow(*k) for k in keys}
-    days = sorted({k[0] for k in keys})
-    names = sorted({k[1] for k in keys})
-    marks_m = ",".join("?" * len(REPORT_METRICS))
-    marks_n = ",".join("?" * len(names))
+    metrics, params = _metric_filter()
     sql = (
-        f"SELECT day, {who}, terminal, actor_kind, organization, metric, labels, sum(amount)"
-        f" FROM usage_daily WHERE day >= ? AND day <= ? AND metric IN ({marks_m})"
-        f" AND {who} IN ({marks_n})"
-        f" GROUP BY day, {who}, terminal, actor_kind, organization, metric, labels"
+        f"SELECT {', '.join(cols.names)}, actor_kind, organization, metric, labels, sum(amount)"
+        f" FROM usage_daily WHERE day >= ? AND day <= ? AND {metrics}"
     )
-    for day, name, terminal, kind, org, metric, labels, amount in db.query(
-        sql, [days[0], days[-1], *REPORT_METRICS, *names]
-    ):
-        row = wanted.get((day, name, "" if by_team else terminal))
+    params = [keys[0][0], keys[-1][0], *params]
+    upto, values = cols.beyond(keys[-1], "<", inclusive=True)
+    sql += f" AND {upto}"
+    params += values
+    if after is not None:
+        condition, values = cols.beyond(after, ">", inclusive=False)
+        sql += f" AND {condition}"
+        params += values
+    sql += f" GROUP BY {', '.join(cols.names)}, actor_kind, organization, metric, labels"
+    width = len(cols.names)
+    for record in db.query(sql, params):
+        row = wanted.get(_key(record[:width]))
         if row is None:
             continue
+        kind, organization, metric, labels, amount = record[width:]
         row.actor_kind = row.actor_kind or kind
-        row.organization = row.organization or org
-        row.amounts[(metric, tuple(labels.split(LABEL_SEP)) if labels else ())] += int(amount)
+        row.organization = row.organization or organization
+        own = REPORT_METRICS[metric]
+        values_of = tuple(labels.split(LABEL_SEP)) if own else ()
+        row.amounts[(metric, values_of)] += int(amount)
     return [wanted[k] for k in keys]
+
+
+def report_page(
+    db: Backend,
+    first: str,
+    last: str,
+    boundary: int,
+    after: Key | None,
+    limit: int,
+    by_team: bool,
+) -> list[ReportRow]:
+    """Up to `limit` report rows after `after`: one blocking read for ApiContext.read."""
+    keys = page_keys(db, first, last, boundary, after, limit, by_team)
+    return rows_for(db, keys, after, by_team)
+
+
+def _key(row: Sequence[object]) -> Key:
+    day, name = str(row[0]), str(row[1])
+    return (day, name, str(row[2]) if len(row) > 2 else "")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -50,6 +52,22 @@ def test_everything_else_is_refused_in_anthropics_envelope(
     assert payload["error"]["type"] == error_type
     if key:
         assert key not in body
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [f"Basic {VIEWER_KEY}", VIEWER_KEY, "Bearer", "Bearer  ", f"Token {VIEWER_KEY}"],
+)
+def test_a_key_outside_x_api_key_or_bearer_does_not_count(collector, authorization) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{collector.service.ports.metrics}{REPORT}",
+        headers={"Authorization": authorization, "anthropic-version": "2023-06-01"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+    assert json.loads(refused.value.read())["error"]["type"] == "authentication_error"
+    refused.value.close()
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/healthz", "/readyz"])
