@@ -25,9 +25,6 @@ from exporters.store.backend import StoreError
 #: seconds a client is asked to wait before retrying when the store is down.
 STORE_RETRY_AFTER_S = 5
 
-#: seconds a client is asked to wait before retrying when the store is down.
-STORE_RETRY_AFTER_S = 5
-
 
 @dataclass(frozen=True, slots=True)
 class ExportResult:

@@ -144,6 +144,20 @@ class ExpositionState:
                 self._add_histogram(metric, series[2], series[3:], amount, now_ns)
         self.sweep(now_ns)
 
+    def replace(
+        self,
+        deltas: dict[Series, int],
+        seen: Iterable[tuple[str, str, str, int]],
+        now_ns: int,
+    ) -> None:
+        """Start over from `deltas` (a store reload), keeping the overflow tallies."""
+        overflow = {name: limiter.overflow for name, limiter in self.limiters.items()}
+        self.last_seen, self.departments, self._swept_at = {}, {}, 0
+        self.__post_init__()
+        for name, count in overflow.items():
+            self.limiters[name].overflow = count
+        self.add(deltas, seen, now_ns)
+
     def _add_histogram(
         self, metric: c.Metric, part: str, own: tuple[str, ...], amount: int, now_ns: int
     ) -> None:

@@ -18,7 +18,7 @@ from collector.auth import Authenticator
 from collector.decoding.wire import SIGNAL_TYPES, Signal, encode_response, parse_protobuf
 from collector.errors import GRPC_CODE, ErrorKind, IngestError
 from collector.ingest import Admission, Ingest
-from collector.receivers.status import status_message
+from collector.receivers.status import retry_info, status_message
 
 Handler = Callable[[bytes, aio.ServicerContext], Awaitable[bytes]]
 
@@ -71,11 +71,12 @@ class OtlpGrpcReceiver(grpc.GenericRpcHandler):
         except IngestError as error:
             outcome = error.kind.value
             status = status_message(error)
-            await context.abort(
-                GRPC_CODE[error.kind],
-                error.message,
-                trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
-            )
+            trailer = [("grpc-status-details-bin", status.SerializeToString())]
+            if error.retry_after is not None:
+                # Where the OpenTelemetry Python exporter looks for the delay (the others read
+                # it from the status details above).
+                trailer.append(("google.rpc.retryinfo-bin", retry_info(error.retry_after)))
+            await context.abort(GRPC_CODE[error.kind], error.message, trailing_metadata=tuple(trailer))
             raise AssertionError("unreachable: abort raises") from error
         except Exception:
             outcome = "error"  # a bug of ours: grpc answers UNKNOWN and logs the traceback

@@ -8,6 +8,12 @@ from google.rpc import error_details_pb2, status_pb2
 from collector.errors import GRPC_CODE, IngestError
 
 
+def retry_info(seconds: int) -> bytes:
+    return error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(seconds=seconds)
+    ).SerializeToString()
+
+
 def status_message(error: IngestError) -> status_pb2.Status:
     status = status_pb2.Status(code=GRPC_CODE[error.kind].value[0], message=error.message)
     if error.retry_after is not None:

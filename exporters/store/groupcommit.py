@@ -56,6 +56,10 @@ class StoreLedger:
         self._db: Backend | None = None
         self._committing = False
         self.stats = stats
+        self._exposition: ExpositionState | None = None
+        #: set when a transaction failed: it may still have committed (a lost COMMIT answer),
+        #: so this replica's exposition is reloaded from the store before the next group.
+        self._resync = False
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -65,16 +69,15 @@ class StoreLedger:
         self._db = await self._run(Backend.open, self.target)
         version = await self._run(self._db.migrate)
         log.info("store %s at schema version %d", self._db.dialect.name, version)
+        self._exposition = exposition
         if exposition is not None:
-            series, seen = await self._run(self._load_exposition)
+            series, seen = await self._run(self._db.transaction, self._load_exposition)
             exposition.add(series, seen, self.clock())
         self._tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._cleaner())]
 
     def _load_exposition(
-        self,
+        self, db: Backend
     ) -> tuple[dict[tuple[str, ...], int], list[tuple[str, str, str, int]]]:
-        assert self._db is not None
-        db = self._db
         rows = db.query("SELECT series, amount FROM exposition WHERE replica = ?", (self.replica,))
         seen = db.query(
             "SELECT actor, team, department, seen_ns FROM exposition_seen WHERE replica = ?",
@@ -84,10 +87,11 @@ class StoreLedger:
         return series, [(a, t, dept, n) for a, t, dept, n in seen]
 
     async def read(self, fn: Callable[[Backend], T]) -> T:
-        """Run a read-only query function on the store's thread (between group commits)."""
+        """Run a read-only query function on the store's thread (between group commits), in
+        a transaction: one consistent snapshot, reconnects, and errors as `StoreError`."""
         if self._db is None:
             raise StoreError("the store is not open")
-        return await self._run(fn, self._db)
+        return await self._run(self._db.transaction, fn)
 
     async def commit(self, plan: Plan) -> Accounted:
         future: asyncio.Future[Accounted] = asyncio.get_running_loop().create_future()
@@ -110,9 +114,12 @@ class StoreLedger:
             started = loop.time()
             self._committing = True
             try:
+                if self._resync:
+                    await self._reload_exposition(now)
                 results = await self._run(self._transaction, [plan for plan, _ in group], now)
             except StoreError as exc:
                 self.stats.store_commit(len(group), loop.time() - started, ok=False)
+                self._resync = True
                 log.warning("store commit failed (%d requests answered 503): %s", len(group), exc)
                 for _, future in group:
                     if not future.done():
@@ -132,6 +139,16 @@ class StoreLedger:
                     sink.apply(accounted, now)
                 if not future.done():
                     future.set_result(accounted)
+
+    async def _reload_exposition(self, now: int) -> None:
+        """Make /metrics equal to what the store says this replica counted. After a failed
+        transaction whose COMMIT may have gone through, the store is the only truth: the
+        requests were answered 503 and their retries will be duplicates."""
+        if self._exposition is not None:
+            assert self._db is not None
+            series, seen = await self._run(self._db.transaction, self._load_exposition)
+            self._exposition.replace(series, seen, now)
+        self._resync = False
 
     def _transaction(self, plans: list[Plan], now: int) -> list[Accounted]:
         assert self._db is not None

@@ -84,7 +84,8 @@ def _usage_daily(db: Backend, increments: Iterable[Increment], now_ns: int) -> N
         " team, department, amount, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (day, actor, terminal, organization, metric, labels, actor_kind, team,"
         " department) DO UPDATE SET amount = usage_daily.amount + excluded.amount",
-        ((*key, amount, now_ns) for key, amount in totals.items()),
+        # Sorted: replicas then lock rows in one order and cannot deadlock on them.
+        ((*key, amount, now_ns) for key, amount in sorted(totals.items())),
     )
 
 
@@ -140,7 +141,7 @@ def _sessions(db: Backend, increments: Iterable[Increment]) -> None:
         " lines_removed = sessions.lines_removed + excluded.lines_removed,"
         " prompts = sessions.prompts + excluded.prompts,"
         " api_requests = sessions.api_requests + excluded.api_requests",
-        ((session, *row) for session, row in rows.items()),
+        ((session, *row) for session, row in sorted(rows.items())),
     )
 
 
@@ -153,7 +154,7 @@ def _actors(db: Backend, results: Iterable[Accounted], now_ns: int) -> None:
         " actor_kind = excluded.actor_kind, team = excluded.team,"
         " department = excluded.department,"
         f" last_seen_ns = {d.greatest}(actors.last_seen_ns, excluded.last_seen_ns)",
-        ((w.actor, w.kind, w.team, w.department, now_ns, now_ns) for w in seen.values()),
+        ((w.actor, w.kind, w.team, w.department, now_ns, now_ns) for _, w in sorted(seen.items())),
     )
 
 
@@ -167,7 +168,7 @@ def _exposition(db: Backend, results: Iterable[Accounted], now_ns: int, replica:
     db.executemany(
         "INSERT INTO exposition (replica, series, amount) VALUES (?, ?, ?) "
         "ON CONFLICT (replica, series) DO UPDATE SET amount = exposition.amount + excluded.amount",
-        ((replica, series, amount) for series, amount in totals.items()),
+        ((replica, series, amount) for series, amount in sorted(totals.items())),
     )
     d = db.dialect
     db.executemany(
@@ -175,5 +176,5 @@ def _exposition(db: Backend, results: Iterable[Accounted], now_ns: int, replica:
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (replica, actor, team) DO UPDATE SET"
         " department = excluded.department,"
         f" seen_ns = {d.greatest}(exposition_seen.seen_ns, excluded.seen_ns)",
-        ((replica, actor, team, dept, now_ns) for actor, team, dept in seen),
+        ((replica, actor, team, dept, now_ns) for actor, team, dept in sorted(seen)),
     )

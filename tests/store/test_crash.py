@@ -1,154 +1,149 @@
-"""kill -9 in the middle of a stream: after restarts, totals equal exactly what was sent.
+"""kill -9 in the middle of a stream, three times: afterwards the store and /metrics hold
+exactly what was sent, once.
 
-The client behaves like an OTLP SDK exporter: a request that was not answered 200 (connection
-refused or reset by the kill, 503) is sent again until it is. Requests the collector had
-committed before dying are then duplicates; requests it had not are counted once on retry.
+The collector is a real `cc-collector serve` process, killed with SIGKILL (no shutdown code
+runs) while clients stream to it, and restarted at once on the same store, replica id and
+ports. The clients behave like OTLP SDK exporters: six raw senders resend every request not
+answered 200 (refused or reset by the kill) until it is, over gRPC and HTTP; and one real
+OpenTelemetry SDK process exports cumulative metrics over gRPC and batched events over HTTP
+with the SDK's own retry and backoff. A request the collector had committed before it died is
+a duplicate when it comes again; one it had not is counted on the retry: either way once.
 """
 
 from __future__ import annotations
 
-import random
-import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.builders import SECOND, T0, api_request, claude_metric, logs_request, metrics_request
-from tests.procs import free_ports, http_status, scrape, serve, total, wait_for
+from tests.procs import scrape
+from tests.sdk.claude_like import (
+    ClaudeCodeProcess,
+    Person,
+    events_link,
+    expected,
+    metrics_link,
+    split,
+    typical_session,
+)
+from tests.store.workload import (
+    Batch,
+    Resender,
+    ServedCollector,
+    Workload,
+    exposition_problems,
+    merge_expected,
+    store_usage,
+)
 
-REQUESTS = 240
 KILLS = 3
+SDK_PERSON = Person("crash-sdk", email="sdk@example.com", resource=(("team.id", "sdk-team"),))
 
 
-class RetryingClient(threading.Thread):
-    """Sends every body until it gets a 200, like the SDK's retry with backoff."""
+class Progress:
+    """Acknowledged raw requests so far, and the first error of any client thread."""
 
-    def __init__(self, base: str, bodies: list[tuple[str, bytes]]) -> None:
-        super().__init__(daemon=True)
-        self.base, self.bodies = base, bodies
-        self.acknowledged = 0
-        self.retries = 0
-        self.error: BaseException | None = None
+    def __init__(self) -> None:
+        self.acked = 0
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
 
-    def run(self) -> None:
-        try:
-            for signal_name, body in self.bodies:
-                deadline = time.monotonic() + 60
-                while not self._send(signal_name, body):
-                    self.retries += 1
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("no collector answered for 60 s")
-                    time.sleep(0.02)
-                self.acknowledged += 1
-        except BaseException as exc:
-            self.error = exc
+    def ack(self) -> None:
+        with self._lock:
+            self.acked += 1
 
-    def _send(self, signal_name: str, body: bytes) -> bool:
-        request = urllib.request.Request(
-            f"{self.base}/v1/{signal_name}",
-            data=body,
-            headers={"Content-Type": "application/x-protobuf"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, OSError):
-            return False
-
-
-def _workload(seed: int) -> tuple[list[tuple[str, bytes]], int, int]:
-    """Delta metrics and api_request events for the same calls (counted once), in one list."""
-    rng = random.Random(seed)
-    bodies: list[tuple[str, bytes]] = []
-    tokens = nano = 0
-    for i in range(REQUESTS // 2):
-        n, usd = rng.randint(1, 9000), round(rng.uniform(0.0001, 0.09), 7)
-        tokens += n
-        nano += round(usd * 1e9)
-        t = T0 + (i + 1) * SECOND
-        who = {"user.email": f"u{i % 5}@x.io", "session.id": f"s{i % 7}", "model": "m"}
-        bodies.append(
-            (
-                "metrics",
-                metrics_request(
-                    claude_metric(
-                        "token.usage",
-                        n,
-                        time_ns=t,
-                        start_ns=t - SECOND,
-                        extra={**who, "type": "input"},
-                    ),
-                    claude_metric("cost.usage", usd, time_ns=t, start_ns=t - SECOND, extra=who),
-                ).SerializeToString(),
-            )
-        )
-        bodies.append(
-            (
-                "logs",
-                logs_request(
-                    api_request(
-                        f"req-{i}", time_ns=t, model="m", input_tokens=n, cost_usd=usd, extra=who
-                    ),
-                ).SerializeToString(),
-            )
-        )
-    return bodies, tokens, nano
-
-
-def _config(path: Path, ports: list[int], store: str) -> Path:
-    path.write_text(f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: "127.0.0.1:{ports[0]}"}}
-      http: {{endpoint: "127.0.0.1:{ports[1]}"}}
-exporters:
-  prometheus: {{endpoint: "127.0.0.1:{ports[2]}"}}
-  store: {{{store}, replica_id: crash-test}}
-""")
-    return path
+    def wait(self, at_least: int, served: ServedCollector) -> None:
+        deadline = time.monotonic() + 30  # stops a hang; not a performance check
+        while self.acked < at_least and not self.errors:
+            if time.monotonic() > deadline:
+                pytest.fail(f"clients stalled at {self.acked} requests:\n{served.output()}")
+            time.sleep(0.005)
+        assert not self.errors, self.errors
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_kill_9_while_streaming_loses_and_doubles_nothing(
-    backend: str, tmp_path: Path, request
+def test_kill_9_three_times_while_streaming_loses_and_doubles_nothing(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     store = (
-        f"url: {request.getfixturevalue('pg_url')!r}"
+        {"url": request.getfixturevalue("pg_url")}
         if backend == "postgresql"
-        else f"path: {str(tmp_path / 'c.db')!r}"
+        else {"path": str(tmp_path / "collector.db")}
     )
-    ports = free_ports(3)
-    config = _config(tmp_path / "config.yaml", ports, store)
-    bodies, tokens, nano = _workload(seed=11)
-    client = RetryingClient(f"http://127.0.0.1:{ports[1]}", bodies)
-    ready = f"http://127.0.0.1:{ports[2]}/readyz"
-    log = tmp_path / "collector.log"
-    for life in range(KILLS + 1):
-        with serve(["--config", str(config)], log) as proc:
-            wait_for(lambda: http_status(ready) == 200, "readyz", proc, log)
-            if life == 0:
-                client.start()
-            if life < KILLS:
-                target = len(bodies) * (life + 1) // (KILLS + 1)
-                wait_for(
-                    lambda t=target: client.acknowledged >= t or client.error is not None,
-                    "client progress",
-                    proc,
-                    log,
+    work = Workload(processes=6, rounds=14, seed=11, tag="crash")
+    plan = work.all_batches()
+    everything = sum(len(batches) for batches in plan)
+    progress = Progress()
+    resenders = [Resender(pause=0.02) for _ in plan]
+    steps = typical_session(seed=77, calls=8)
+    parts = split(steps, 8)
+
+    with ServedCollector(tmp_path, store, replica="crash-1") as served:
+        served.start()
+
+        def raw(p: int, batches: list[Batch]) -> None:
+            try:
+                for j, batch in enumerate(batches):
+                    resenders[p].deliver(served, batch, ("grpc", "http")[(p + j) % 2])
+                    progress.ack()
+            except BaseException as exc:
+                progress.errors.append(exc)
+
+        sdk = ClaudeCodeProcess(
+            SDK_PERSON,
+            metrics=metrics_link(served, "grpc", "cumulative"),
+            events=events_link(served, "http"),
+            batch_events=True,
+        )
+
+        def real_sdk() -> None:
+            try:
+                for i, part in enumerate(parts):
+                    progress.wait(everything * i // len(parts), served)  # spread over the run
+                    sdk.run(part)
+                    sdk.flush()
+                sdk.shutdown()
+            except BaseException as exc:
+                progress.errors.append(exc)
+
+        threads = [
+            threading.Thread(target=raw, args=(p, batches), daemon=True)
+            for p, batches in enumerate(plan)
+        ]
+        threads.append(threading.Thread(target=real_sdk, daemon=True))
+        for thread in threads:
+            thread.start()
+        for kill in range(KILLS):
+            progress.wait(everything * (kill + 1) // (KILLS + 1), served)
+            served.kill()
+            served.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(t.is_alive() for t in threads), "a client hung"
+        assert not progress.errors, progress.errors
+        sdk.assert_exports_ok()
+        assert progress.acked == everything
+        unanswered = sum(r.status is None for s in resenders for _, r in s.replies)
+        assert unanswered >= KILLS  # every kill cut the clients off
+
+        samples = scrape(served.metrics_url)
+        want = merge_expected(
+            work.expected(),
+            {
+                ("sdk@example.com", "sdk-team"): expected(
+                    SDK_PERSON, steps, metrics=steps, events=steps
                 )
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=10)
-                continue
-            client.join(90)
-            assert client.error is None, client.error
-            assert client.acknowledged == len(bodies)
-            assert client.retries >= KILLS  # every kill cut the client off at least once
-            samples = scrape(f"http://127.0.0.1:{ports[2]}/metrics")
-    assert total(samples, "claude_code_tokens_total", type="input") == tokens
-    assert total(samples, "claude_code_cost_usd_total") == pytest.approx(nano / 1e9, abs=1e-9)
-    assert total(samples, "claude_code_api_requests_total") == REQUESTS // 2
+            },
+        )
+        problems = exposition_problems(samples, want)
+        assert not problems, "\n".join(problems) + "\n" + served.output()
+        served.stop()
+
+    raw_actors = {who.email for who in work.who}
+    stored = store_usage(store.get("url") or store["path"])
+    assert +type(stored)({k: v for k, v in stored.items() if k[0] in raw_actors}) == (
+        work.expected_usage()
+    )
+    assert served.starts == KILLS + 1
