@@ -76,7 +76,9 @@ class OtlpGrpcReceiver(grpc.GenericRpcHandler):
                 # Where the OpenTelemetry Python exporter looks for the delay (the others read
                 # it from the status details above).
                 trailer.append(("google.rpc.retryinfo-bin", retry_info(error.retry_after)))
-            await context.abort(GRPC_CODE[error.kind], error.message, trailing_metadata=tuple(trailer))
+            await context.abort(
+                GRPC_CODE[error.kind], error.message, trailing_metadata=tuple(trailer)
+            )
             raise AssertionError("unreachable: abort raises") from error
         except Exception:
             outcome = "error"  # a bug of ours: grpc answers UNKNOWN and logs the traceback
