@@ -38,7 +38,8 @@ HOUR_NS = 3600 * 10**9
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 MetricEffects = Callable[[MetricPoint, Identity], list[Effect]]
-EventEffects = Callable[[Event, Identity, Claim], None]
+Owner = tuple[str, str | None]
+EventEffects = Callable[[Event, Identity, Claim, Owner], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,21 @@ def _key(kind: bytes, *parts: object) -> bytes:
     return kind + hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
 
 
+_SHARED_KEYS: dict[tuple[object, ...], bytes] = {}
+
+
+def _shared_key(kind: bytes, *parts: object) -> bytes:
+    """`_key` for keys many records share (one session's spend and existence): memoized, as
+    every event and point of a session would otherwise hash the same parts again."""
+    cache_key = (kind, *parts)
+    found = _SHARED_KEYS.get(cache_key)
+    if found is None:
+        if len(_SHARED_KEYS) >= 100_000:
+            _SHARED_KEYS.clear()
+        found = _SHARED_KEYS[cache_key] = _key(kind, *parts)
+    return found
+
+
 def _owner(attrs: Attributes, identity: Identity) -> tuple[str, str | None]:
     """Whose session this is, for matching metrics with events.
 
@@ -81,12 +97,11 @@ def _owner(attrs: Attributes, identity: Identity) -> tuple[str, str | None]:
 def _spend(
     metric: c.Metric,
     labels: tuple[str, ...],
-    attrs: Attributes,
-    identity: Identity,
+    owner: tuple[str, str | None],
     source: Source,
     fixed: int | None = None,
 ) -> Effect:
-    key = _key(SPEND, _owner(attrs, identity), metric.name, labels)
+    key = _shared_key(SPEND, owner, metric.name, labels)
     return Effect(metric, labels, fixed, key, source)
 
 
@@ -184,20 +199,20 @@ class Accountant:
         attrs = point.attributes
         if as_str(attrs, "session.id") is None:
             return [Effect(c.SESSIONS, (identity.terminal,))]
-        key = _key(SESSION, _owner(attrs, identity))
+        key = _shared_key(SESSION, _owner(attrs, identity))
         return [Effect(c.SESSIONS, (identity.terminal,), highwater=key, source=Source.METRICS)]
 
     @staticmethod
     def _token_usage(point: MetricPoint, identity: Identity) -> list[Effect]:
         attrs = point.attributes
         labels = (normalize_model(as_str(attrs, "model")), token_type(as_str(attrs, "type")))
-        return [_spend(c.TOKENS, labels, attrs, identity, Source.METRICS)]
+        return [_spend(c.TOKENS, labels, _owner(attrs, identity), Source.METRICS)]
 
     @staticmethod
     def _cost_usage(point: MetricPoint, identity: Identity) -> list[Effect]:
         attrs = point.attributes
         labels = (normalize_model(as_str(attrs, "model")),)
-        return [_spend(c.COST, labels, attrs, identity, Source.METRICS)]
+        return [_spend(c.COST, labels, _owner(attrs, identity), Source.METRICS)]
 
     # -- events ------------------------------------------------------------------------
 
@@ -210,7 +225,8 @@ class Accountant:
                 continue
             attrs = event.attributes
             identity = self.resolver.resolve(attrs, token)
-            session = as_str(attrs, "session.id")
+            owner = _owner(attrs, identity)
+            session = owner[1]
             claim = Claim(
                 guard=EVENT + event_key(event),
                 time_ns=event.time_ns,
@@ -220,13 +236,13 @@ class Accountant:
                 effects=[Effect(c.EVENTS, (event.name,), fixed=1)],
             )
             if session is not None:
-                key = _key(SESSION, _owner(attrs, identity))
+                key = _shared_key(SESSION, owner)
                 claim.effects.append(
                     Effect(c.SESSIONS, (identity.terminal,), 1, key, Source.EVENTS, raise_to=True)
                 )
             handler = self._event_effects.get(event.name)
             if handler is not None:
-                handler(event, identity, claim)
+                handler(event, identity, claim, owner)
             plan.claims.append(claim)
         return plan
 
@@ -255,25 +271,23 @@ class Accountant:
                 return f"{event.name}: {key} is negative or over {MAX_VALUE:g}"
         return None
 
-    def _api_request(self, event: Event, identity: Identity, claim: Claim) -> None:
+    def _api_request(self, event: Event, identity: Identity, claim: Claim, owner: Owner) -> None:
         attrs = event.attributes
         model = normalize_model(as_str(attrs, "model"))
         claim.effects.append(Effect(c.API_REQUESTS, (model,), fixed=1))
         for kind, key in _TOKEN_FIELDS:
             amount = as_int(attrs, key) or 0
-            claim.effects.append(
-                _spend(c.TOKENS, (model, kind), attrs, identity, Source.EVENTS, amount)
-            )
+            claim.effects.append(_spend(c.TOKENS, (model, kind), owner, Source.EVENTS, amount))
         cost = as_float(attrs, "cost_usd")
         if cost is not None:
             nano = round(cost * c.COST.scale)
         else:
             nano = (as_int(attrs, "cost_usd_micros") or 0) * (c.COST.scale // 1_000_000)
-        claim.effects.append(_spend(c.COST, (model,), attrs, identity, Source.EVENTS, nano))
+        claim.effects.append(_spend(c.COST, (model,), owner, Source.EVENTS, nano))
         self._observe(claim, c.API_DURATION, identity, (model,), attrs)
 
     @staticmethod
-    def _api_error(event: Event, identity: Identity, claim: Claim) -> None:
+    def _api_error(event: Event, identity: Identity, claim: Claim, owner: Owner) -> None:
         attrs = event.attributes
         labels = (
             normalize_model(as_str(attrs, "model")),
@@ -282,12 +296,12 @@ class Accountant:
         claim.effects.append(Effect(c.API_ERRORS, labels, fixed=1))
 
     @staticmethod
-    def _tool_decision(event: Event, identity: Identity, claim: Claim) -> None:
+    def _tool_decision(event: Event, identity: Identity, claim: Claim, owner: Owner) -> None:
         attrs = event.attributes
         labels = tuple(as_str(attrs, k) or "unknown" for k in ("tool_name", "decision", "source"))
         claim.effects.append(Effect(c.TOOL_DECISIONS, labels, fixed=1))
 
-    def _tool_result(self, event: Event, identity: Identity, claim: Claim) -> None:
+    def _tool_result(self, event: Event, identity: Identity, claim: Claim, owner: Owner) -> None:
         attrs = event.attributes
         tool = as_str(attrs, "tool_name") or "unknown"
         success = as_bool(attrs, "success")
@@ -296,7 +310,7 @@ class Accountant:
         self._observe(claim, c.TOOL_DURATION, identity, (tool,), attrs)
 
     @staticmethod
-    def _user_prompt(event: Event, identity: Identity, claim: Claim) -> None:
+    def _user_prompt(event: Event, identity: Identity, claim: Claim, owner: Owner) -> None:
         claim.effects.append(Effect(c.PROMPTS, (), fixed=1))
 
     @staticmethod

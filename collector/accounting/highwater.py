@@ -35,10 +35,14 @@ Row = tuple[int, int]  # (metrics_total, events_total)
 def highwater_step(row: Row | None, source: Source, amount: int, raise_to: bool) -> tuple[int, Row]:
     """Add `amount` seen on `source` (or, with `raise_to`, assert that source has seen at
     least `amount`); returns how much the counted total grew, and the new row. Pure."""
-    totals = list(row) if row is not None else [0, 0]
-    before = max(totals)
-    totals[source] = max(totals[source], amount) if raise_to else totals[source] + amount
-    return max(totals) - before, (totals[0], totals[1])
+    metrics, events = row if row is not None else (0, 0)
+    before = metrics if metrics >= events else events
+    if source is Source.METRICS:
+        metrics = (amount if amount > metrics else metrics) if raise_to else metrics + amount
+    else:
+        events = (amount if amount > events else events) if raise_to else events + amount
+    after = metrics if metrics >= events else events
+    return after - before, (metrics, events)
 
 
 class HighWater:
