@@ -81,6 +81,30 @@ class Budget:
 
 
 @dataclass(frozen=True, slots=True)
+class OtlpTarget:
+    """One downstream of the OTLP forwarding exporter (`exporters.otlp[]`, docs/forwarding.md).
+
+    `endpoint` is normalized: `host:port` for gRPC, the full `.../v1/metrics` URL for
+    HTTP. `insecure` means plaintext (no TLS). Header values are secrets (API keys, bearer
+    tokens), so they are hidden from the representation like ingest tokens are.
+    """
+
+    name: str
+    endpoint: str
+    protocol: str = "grpc"
+    insecure: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    temporality: str = "cumulative"
+    interval_ns: int = 60 * 10**9
+    timeout_ns: int = 10 * 10**9
+    compression: str = "gzip"
+    max_points_per_request: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     grpc_endpoint: Endpoint = Endpoint("127.0.0.1", 4317)
     grpc_max_bytes: int = 4 * 1024 * 1024
@@ -107,6 +131,8 @@ class Config:
     budgets: tuple[Budget, ...] = ()
     organization_id: str = ""
     log_level: str = "info"
+    #: OTLP forwarding targets (`exporters.otlp`); empty: no forwarding.
+    otlp_targets: tuple[OtlpTarget, ...] = ()
 
 
 class _Reader:
@@ -298,6 +324,150 @@ def _budgets(reader: _Reader) -> tuple[Budget, ...]:
     return tuple(budgets)
 
 
+#: an HTTP header name (RFC 9110 token); gRPC metadata keys are these, lower-cased.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: a forwarding target's name: a label value and a store key, so kept plain.
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _otlp_targets(reader: _Reader) -> tuple[OtlpTarget, ...]:
+    """`exporters.otlp`: a list of downstreams the corrected metrics are forwarded to."""
+    if reader.data is None:
+        return ()
+    if not isinstance(reader.data, list):
+        raise reader.error("expected a list of targets")
+    targets: list[OtlpTarget] = []
+    for index in range(len(reader.data)):
+        item = _Reader(reader.data[index], f"{reader.path}[{index}]", reader.environ, reader.base)
+        item.mapping(
+            {
+                "name",
+                "endpoint",
+                "protocol",
+                "headers",
+                "tls",
+                "temporality",
+                "interval",
+                "timeout",
+                "compression",
+                "max_points_per_request",
+            }
+        )
+        name = item.child("name").string()
+        if not name:
+            raise item.child("name").error("required")
+        if not _TARGET_NAME.match(name):
+            raise item.child("name").error(
+                f"expected letters, digits, '_', '.' or '-' (at most 64), got {name!r}"
+            )
+        if any(t.name == name for t in targets):
+            raise item.child("name").error(f"duplicate target name {name!r}")
+        protocol = item.child("protocol").string("grpc")
+        if protocol not in ("grpc", "http/protobuf"):
+            raise item.child("protocol").error(f"expected grpc or http/protobuf, got {protocol!r}")
+        tls = item.child("tls")
+        tls.mapping({"insecure", "ca_file", "cert_file", "key_file"})
+        files = {key: _readable(tls.child(key)) for key in ("ca_file", "cert_file", "key_file")}
+        if (files["cert_file"] is None) != (files["key_file"] is None):
+            raise tls.error("give both cert_file and key_file (a client certificate), or neither")
+        endpoint, insecure = _target_endpoint(item.child("endpoint"), protocol, tls)
+        if insecure and any(files.values()):
+            given = next(key for key, path in files.items() if path is not None)
+            raise tls.child(given).error("TLS files need a TLS endpoint (https:// or no insecure)")
+        temporality = item.child("temporality").string("cumulative")
+        if temporality not in ("cumulative", "delta"):
+            raise item.child("temporality").error(
+                f"expected cumulative or delta, got {temporality!r}"
+            )
+        compression = item.child("compression").string("gzip")
+        if compression not in ("gzip", "none"):
+            raise item.child("compression").error(f"expected gzip or none, got {compression!r}")
+        targets.append(
+            OtlpTarget(
+                name=name,
+                endpoint=endpoint,
+                protocol=protocol,
+                insecure=insecure,
+                ca_file=files["ca_file"],
+                cert_file=files["cert_file"],
+                key_file=files["key_file"],
+                headers=_headers(item.child("headers"), lower=protocol == "grpc"),
+                temporality=temporality,
+                interval_ns=item.child("interval").duration_ns(60 * 10**9),
+                timeout_ns=item.child("timeout").duration_ns(10 * 10**9),
+                compression=compression,
+                max_points_per_request=item.child("max_points_per_request").integer(5000, 1),
+            )
+        )
+    return tuple(targets)
+
+
+def _readable(reader: _Reader) -> Path | None:
+    """A file the exporter will read later: fail now, naming the key, if it cannot."""
+    path = reader.path_value()
+    if path is not None:
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise reader.error(f"cannot read {path}: {exc.strerror}") from exc
+    return path
+
+
+def _target_endpoint(reader: _Reader, protocol: str, tls: _Reader) -> tuple[str, bool]:
+    """(normalized endpoint, plaintext?). gRPC takes `host:port` (TLS unless `tls.insecure`)
+    or an `http://` / `https://` URL without a path; HTTP takes a base URL to which
+    `/v1/metrics` is appended (unless it already ends with it), plaintext only for http://."""
+    text = reader.string()
+    if not text:
+        raise reader.error("required")
+    insecure_given = tls.child("insecure").data is not None
+    insecure = tls.child("insecure").boolean(False)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    if scheme not in ("", "http", "https"):
+        raise reader.error(f"expected http:// or https://, got {scheme}://")
+    if scheme == "https" and insecure:
+        raise tls.child("insecure").error("an https:// endpoint is TLS; use http:// for plaintext")
+    hostport, slash, path = rest.partition("/")
+    host, colon, port = hostport.rpartition(":")
+    if not hostport or (colon and (not host or not port.isdigit() or int(port) > 65535)):
+        raise reader.error(f"expected a host and port, got {text!r}")
+    if protocol == "grpc":
+        if slash and path:
+            raise reader.error(f"a gRPC endpoint has no path, got {text!r}")
+        if not colon:
+            raise reader.error(f"expected host:port, got {text!r}")
+        plaintext = scheme == "http" or (scheme == "" and insecure)
+        if scheme == "http" and insecure_given and not insecure:
+            raise tls.child("insecure").error("an http:// endpoint is plaintext; use https://")
+        return hostport, plaintext
+    if not scheme:
+        raise reader.error(f"expected an http:// or https:// URL, got {text!r}")
+    if scheme == "http" and insecure_given and not insecure:
+        raise tls.child("insecure").error("an http:// endpoint is plaintext; use https://")
+    base = text.rstrip("/")
+    url = base if base.endswith("/v1/metrics") else f"{base}/v1/metrics"
+    return url, scheme == "http"
+
+
+def _headers(reader: _Reader, lower: bool) -> tuple[tuple[str, str], ...]:
+    if reader.data is None:
+        return ()
+    if not isinstance(reader.data, dict):
+        raise reader.error(f"expected a mapping of header names to values, got {reader.data!r}")
+    out: list[tuple[str, str]] = []
+    for key in reader.data:
+        name = str(key)
+        if not _HEADER_NAME.match(name):
+            raise reader.child(name).error("not a valid header name")
+        value = reader.child(name).string() or ""
+        if "\r" in value or "\n" in value:
+            raise reader.child(name).error("a header value cannot contain a line break")
+        out.append((name.lower() if lower else name, value))
+    return tuple(out)
+
+
 def parse(
     document: Any, environ: Mapping[str, str] | None = None, base: Path | None = None
 ) -> Config:
@@ -330,12 +500,13 @@ def parse(
     proc.mapping({"directory", "stream_ttl", "dedupe_ttl", "max_streams", "max_dedupe_keys"})
 
     exporters = root.child("exporters")
-    exporters.mapping({"prometheus", "store"})
+    exporters.mapping({"prometheus", "store", "otlp"})
     store_cfg = exporters.child("store")
     store_cfg.mapping({"path", "url", "memory", "replica_id"})
     store = _store_target(store_cfg, d.store)
     prom = exporters.child("prometheus")
     prom.mapping({"endpoint", "max_users", "max_label_values", "user_idle_timeout"})
+    otlp_targets = _otlp_targets(exporters.child("otlp"))
 
     extensions = root.child("extensions")
     extensions.mapping({"api", "budgets"})
@@ -346,7 +517,7 @@ def parse(
 
     service = root.child("service")
     service.mapping({"pipelines", "telemetry"})
-    _check_pipelines(service.child("pipelines"))
+    _check_pipelines(service.child("pipelines"), configured_otlp=bool(otlp_targets))
     telemetry = service.child("telemetry")
     telemetry.mapping({"logs"})
     logs = telemetry.child("logs")
@@ -383,6 +554,7 @@ def parse(
         budgets=budgets,
         organization_id=api.child("organization_id").string("") or "",
         log_level=level,
+        otlp_targets=otlp_targets,
     )
     exposed = [e for e in (config.grpc_endpoint, config.http_endpoint) if not e.loopback]
     if exposed and not config.auth_required and not config.allow_unauthenticated:
@@ -396,7 +568,7 @@ def parse(
 _COMPONENTS = {
     "receivers": {"otlp"},
     "processors": {"claude_code"},
-    "exporters": {"prometheus", "store"},
+    "exporters": {"prometheus", "store", "otlp"},
 }
 
 
@@ -418,8 +590,10 @@ def _store_target(reader: _Reader, default: str) -> str:
     return str(found) if found is not None else default  # default: relative to the cwd
 
 
-def _check_pipelines(reader: _Reader) -> None:
-    """Pipelines are fixed (OTLP -> accounting -> exposition), but a typo should still fail."""
+def _check_pipelines(reader: _Reader, configured_otlp: bool = False) -> None:
+    """Pipelines are fixed (OTLP -> accounting -> exposition), but a typo should still fail.
+    Naming the `otlp` exporter without configuring `exporters.otlp` is such a typo too: the
+    operator expects forwarding that would silently not happen."""
     for name in reader.mapping({"metrics", "logs", "traces"}):
         pipeline = reader.child(name)
         pipeline.mapping(set(_COMPONENTS))
@@ -432,6 +606,11 @@ def _check_pipelines(reader: _Reader) -> None:
             for index, ref in enumerate(refs.data):
                 if ref not in known:
                     raise ConfigError(f"{refs.path}[{index}]", f"unknown {kind[:-1]} {ref!r}")
+                if kind == "exporters" and ref == "otlp" and not configured_otlp:
+                    raise ConfigError(
+                        f"{refs.path}[{index}]",
+                        "exporter 'otlp' is not configured (add targets under exporters.otlp)",
+                    )
 
 
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

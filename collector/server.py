@@ -12,6 +12,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from grpc import aio
@@ -35,6 +36,9 @@ from exporters.store.backend import StoreError
 from exporters.store.groupcommit import StoreLedger
 from exporters.store.ledger import Retention
 from exporters.store_gauges import StoreGauges
+
+if TYPE_CHECKING:
+    from exporters.otlp_forward import Forwarding
 
 log = logging.getLogger("cc_collector")
 
@@ -91,6 +95,15 @@ class CollectorService:
         )
         self.store_gauges_collector = self.store_gauges.collector()
         self.registry.register(self.store_gauges_collector)
+        self.forwarding: Forwarding | None = None
+        if cfg.otlp_targets:
+            # The OpenTelemetry SDK is imported only when forwarding is configured.
+            from exporters.otlp_forward import Forwarding
+
+            submit = self.ledger.submit if isinstance(self.ledger, StoreLedger) else None
+            self.forwarding = Forwarding(cfg.otlp_targets, cfg.replica_id, self.exposition, submit)
+            self.registry.register(self.forwarding.collector())
+        self._forwarding_started = False
         auth = Authenticator(cfg.tokens, cfg.auth_required)
         admission = Admission(cfg.max_inflight_requests, self.stats)
         self.http = OtlpHttpReceiver(self.ingest, auth, admission, cfg.http_max_bytes)
@@ -122,6 +135,10 @@ class CollectorService:
                 raise OSError(str(exc)) from exc
             self._ledger_started = True
         await self.store_gauges.start()
+        if self.forwarding is not None:
+            # After the store is open and the exposition loaded: totals resume, never reset.
+            await self.forwarding.start()
+            self._forwarding_started = True
         # The metrics runner must be first in self._runners: stop() relies on it.
         self.ports.metrics = await self._start_http(
             make_app(self.registry, self.ready, self.api_context()),
@@ -178,6 +195,10 @@ class CollectorService:
             await runner.cleanup()
         self._runners.clear()
         await self.store_gauges.stop()
+        if self._forwarding_started and self.forwarding is not None:
+            # A last export of everything answered above, while the store is still open.
+            await self.forwarding.stop()
+            self._forwarding_started = False
         if self._ledger_started and isinstance(self.ledger, StoreLedger):
             await self.ledger.stop()
             self._ledger_started = False

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from collector.accounting.claims import Plan
@@ -92,6 +92,18 @@ class StoreLedger:
         if self._db is None:
             raise StoreError("the store is not open")
         return await self._run(self._db.transaction, fn)
+
+    def submit(self, fn: Callable[[Backend], T]) -> Future[T]:
+        """Run `fn` in a transaction on the store's thread, callable from any thread.
+
+        For writes outside the ingest path that must not run on the event loop: the OTLP
+        forwarder's export threads persist what a downstream acknowledged with it
+        (`.result(timeout)`), and its start-up awaits it with `asyncio.wrap_future`. Queued
+        behind the group commits like every other store call; errors as `StoreError`.
+        """
+        if self._db is None:
+            raise StoreError("the store is not open")
+        return self._executor.submit(self._db.transaction, fn)
 
     async def commit(self, plan: Plan) -> Accounted:
         future: asyncio.Future[Accounted] = asyncio.get_running_loop().create_future()

@@ -92,4 +92,26 @@ def migrations(d: Dialect) -> list[list[str]]:
                 seen_ns BIGINT NOT NULL,
                 PRIMARY KEY (replica, actor, team))""",
         ],
+        # 2: OTLP forwarding (exporters/otlp_forward.py, docs/forwarding.md). Per replica and
+        # target: the start time its cumulative series carry (stable across restarts), and
+        # per series what the downstream acknowledged, so a restart neither resends nor loses.
+        [
+            """CREATE TABLE forward_targets (
+                replica TEXT NOT NULL,
+                target TEXT NOT NULL,
+                temporality TEXT NOT NULL,
+                start_ns BIGINT NOT NULL,
+                PRIMARY KEY (replica, target))""",
+            # `amounts`: delta targets, the acknowledged running totals of the series as
+            # comma-separated integers (one for a counter; buckets, count, sum in microseconds
+            # for a histogram) and `start_ns` the end of the acknowledged interval; cumulative
+            # targets, '' and the series' own start time after a reset.
+            """CREATE TABLE forward_series (
+                replica TEXT NOT NULL,
+                target TEXT NOT NULL,
+                series TEXT NOT NULL,
+                amounts TEXT NOT NULL,
+                start_ns BIGINT NOT NULL,
+                PRIMARY KEY (replica, target, series))""",
+        ],
     ]
