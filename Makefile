@@ -66,8 +66,18 @@ deps-npm:
 			--prefix .cache/claude-code @anthropic-ai/claude-code@$(CLAUDE_VERSION); }
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check collector exporters tests
+	$(BIN)/ruff check collector exporters tests bench
 
 test: deps-debian deps-npm $(VENV)/.installed-test
 	$(MAKE) lint
 	$(BIN)/python -m pytest
+
+# Benchmarks (bench/, results in docs/performance.md): scripts that print figures, never tests.
+# `make bench-quick` (under 2 minutes) checks a change; `make bench` is the full suite (20-40
+# min). Both write bench/results/<date>-<name>.json and fail if a run lost or invented data.
+.PHONY: bench bench-quick
+bench: $(VENV)/.installed-run
+	$(BIN)/python -m bench.run
+
+bench-quick: $(VENV)/.installed-run
+	$(BIN)/python -m bench.run --quick
