@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.decoding.attributes import to_dict
+from collector.decoding.shapes import FastDecoded, logs_from_message
 from collector.model import Event, EventsBatch
 
 UNNAMED = "_unnamed"
@@ -19,33 +19,28 @@ def _strip(name: str) -> str:
     return name.removeprefix("claude_code.")
 
 
-def event_name(attrs: dict[str, Any], record: Any) -> str:
+def event_name(attrs: dict[str, Any], body: str | None, record_event_name: str) -> str:
     """`event.name`, else a string body, else LogRecord.event_name, without `claude_code.`."""
     name = attrs.get("event.name")
     if isinstance(name, str) and name:
         return _strip(name)
-    if record.body.WhichOneof("value") == "string_value" and record.body.string_value:
-        return _strip(record.body.string_value)
-    if record.event_name:
-        return _strip(record.event_name)
+    if body:
+        return _strip(body)
+    if record_event_name:
+        return _strip(record_event_name)
     return UNNAMED
 
 
 def decode_logs(request: Any) -> EventsBatch:
-    """Flatten a request into events, keeping resource attributes under the record's own."""
+    """Flatten a request (a parsed message, or the fast path's rows) into events, keeping
+    resource attributes under the record's own."""
+    rows = request.rows if isinstance(request, FastDecoded) else logs_from_message(request)
     batch = EventsBatch()
-    for resource_logs in request.resource_logs:
-        resource = to_dict(resource_logs.resource.attributes)
-        for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                attrs = {**resource, **to_dict(record.attributes)}
-                batch.events.append(
-                    Event(
-                        name=event_name(attrs, record),
-                        time_ns=record.time_unix_nano or record.observed_time_unix_nano,
-                        attributes=attrs,
-                    )
-                )
+    events = batch.events
+    for attrs, time_ns, observed_ns, body, record_event_name in rows:
+        events.append(
+            Event(event_name(attrs, body, record_event_name), time_ns or observed_ns, attrs)
+        )
     return batch
 
 

@@ -11,7 +11,8 @@ import hashlib
 import math
 from typing import Any
 
-from collector.decoding.attributes import AttrValue, to_dict
+from collector.decoding.attributes import AttrValue
+from collector.decoding.shapes import FastDecoded, MetricRow, metrics_from_message
 from collector.model import MetricPoint, MetricsBatch, Temporality
 
 PREFIX = "claude_code."
@@ -46,60 +47,49 @@ def _canonical(attrs: dict[str, AttrValue]) -> tuple[tuple[str, AttrValue], ...]
 
 
 def decode_metrics(request: Any) -> MetricsBatch:
-    """Flatten a request into points; see the module docstring for what is refused."""
+    """Flatten a request (a parsed message, or the fast path's rows) into points; see the
+    module docstring for what is refused."""
+    rows = request.rows if isinstance(request, FastDecoded) else metrics_from_message(request)
     batch = MetricsBatch()
-    for resource_metrics in request.resource_metrics:
-        resource = to_dict(resource_metrics.resource.attributes)
+    for resource, scopes in rows:
         resource_key = _canonical(resource)
-        for scope_metrics in resource_metrics.scope_metrics:
-            scope = scope_metrics.scope.name
-            for metric in scope_metrics.metrics:
+        for scope, metrics in scopes:
+            for metric in metrics:
                 _decode_metric(batch, metric, resource, resource_key, scope)
     return batch
 
 
-def _count_points(metric: Any) -> int:
-    kind = metric.WhichOneof("data")
-    return len(getattr(metric, kind).data_points) if kind else 0
-
-
 def _decode_metric(
     batch: MetricsBatch,
-    metric: Any,
+    metric: MetricRow,
     resource: dict[str, AttrValue],
     resource_key: tuple[tuple[str, AttrValue], ...],
     scope: str,
 ) -> None:
-    name = metric.name
+    name, kind, temporality, points, count = metric
     if name not in KNOWN_METRICS:
-        batch.ignored += _count_points(metric)
+        batch.ignored += count
         return
-    kind = metric.WhichOneof("data")
     if kind != "sum":
-        batch.rejected.add(
-            f"{name}: expected a Sum, got {kind or 'no data'}", _count_points(metric)
-        )
+        batch.rejected.add(f"{name}: expected a Sum, got {kind or 'no data'}", count)
         return
-    temporality = metric.sum.aggregation_temporality
     if temporality not in (Temporality.DELTA, Temporality.CUMULATIVE):
-        batch.rejected.add(f"{name}: aggregation temporality unspecified", _count_points(metric))
+        batch.rejected.add(f"{name}: aggregation temporality unspecified", count)
         return
-    for point in metric.sum.data_points:
-        value_kind = point.WhichOneof("value")
-        value = float(point.as_double if value_kind == "as_double" else point.as_int)
-        if value_kind is None or not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
+    for start_ns, time_ns, value_kind, raw, own in points:
+        value = float(raw)
+        if not value_kind or not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
             batch.rejected.add(f"{name}: value missing, negative, not finite or over {MAX_VALUE:g}")
             continue
-        if point.time_unix_nano == 0:
+        if time_ns == 0:
             batch.rejected.add(f"{name}: time_unix_nano missing")
             continue
-        own = to_dict(point.attributes)
         batch.points.append(
             MetricPoint(
                 name=name,
                 temporality=Temporality(temporality),
-                start_ns=point.start_time_unix_nano,
-                time_ns=point.time_unix_nano,
+                start_ns=start_ns,
+                time_ns=time_ns,
                 value=value,
                 attributes={**resource, **own},
                 stream=_digest(resource_key, scope, name, _canonical(own)),

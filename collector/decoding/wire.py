@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from collector.decoding.shapes import FastDecoded, fast
 from collector.errors import ErrorKind, IngestError
 
 
@@ -70,8 +71,16 @@ _HEX_ID_KEYS = frozenset(
 )
 
 
-def parse_protobuf(signal: Signal, body: bytes) -> Message:
-    """Decode a binary OTLP request; a malformed one is a permanent INVALID error."""
+def parse_protobuf(signal: Signal, body: bytes) -> Message | FastDecoded:
+    """Decode a binary OTLP request; a malformed one is a permanent INVALID error.
+
+    Metrics and logs go through the C fast path when it is built (shapes.py); whatever it
+    declines, malformed bodies included, is parsed by upb, which decides.
+    """
+    if fast is not None and signal is not Signal.TRACES:
+        rows = fast.metrics(body) if signal is Signal.METRICS else fast.logs(body)
+        if rows is not None:
+            return FastDecoded(rows)
     message = SIGNAL_TYPES[signal].request()
     try:
         message.ParseFromString(body)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 
 from collector.decoding.metrics import KNOWN_METRICS, MAX_VALUE, decode_metrics
 from collector.decoding.wire import Signal, parse_protobuf
@@ -201,8 +204,8 @@ def test_refusals_are_per_point_and_the_rest_still_decodes() -> None:
 
 def test_real_capture_decodes_completely() -> None:
     body = (FIXTURES / "grpc" / "otlp" / "0003_grpc_metrics.pb").read_bytes()
-    message = parse_protobuf(Signal.METRICS, body)
-    batch = decode_metrics(message)
+    message = ExportMetricsServiceRequest.FromString(body)
+    batch = decode_metrics(parse_protobuf(Signal.METRICS, body))
     expected = sum(
         len(m.sum.data_points)
         for rm in message.resource_metrics
