@@ -44,11 +44,20 @@ class Identity:
     organization: str
 
 
+_MODELS: dict[str, str] = {}
+
+
 def normalize_model(model: str | None) -> str:
-    """`claude-opus-4-5[1m]` -> `claude-opus-4-5`; everything else is kept as sent."""
+    """`claude-opus-4-5[1m]` -> `claude-opus-4-5`; everything else is kept as sent.
+    Memoized (bounded): every api_request and token point asks, for a handful of models."""
     if not model:
         return "unknown"
-    return _CONTEXT_SUFFIX.sub("", model.strip()) or "unknown"
+    found = _MODELS.get(model)
+    if found is None:
+        if len(_MODELS) >= 4096:
+            _MODELS.clear()
+        found = _MODELS[model] = _CONTEXT_SUFFIX.sub("", model.strip()) or "unknown"
+    return found
 
 
 def device_actor(user_id: str) -> str:
@@ -79,7 +88,7 @@ class IdentityResolver:
         self._cache_size = cache_size
 
     def resolve(self, attrs: Attributes, token: TokenIdentity | None) -> Identity:
-        key = (token, *(attrs.get(k) for k in self._KEYS))
+        key = (token, *map(attrs.get, self._KEYS))
         found = self._cache.get(key)
         if found is None:
             if len(self._cache) >= self._cache_size:

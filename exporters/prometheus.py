@@ -53,7 +53,14 @@ _BY_NAME = {m.name: m for m in (*c.COUNTERS, *c.HISTOGRAMS)}
 
 
 def series_deltas(accounted: Accounted) -> dict[Series, int]:
-    """What one accounted batch adds to each raw series."""
+    """What one accounted batch adds to each raw series (computed once per batch: the store
+    and the exposition both need it)."""
+    if accounted.series is None:
+        accounted.series = _series_deltas(accounted)
+    return accounted.series
+
+
+def _series_deltas(accounted: Accounted) -> dict[Series, int]:
     out: defaultdict[Series, int] = defaultdict(int)
     for inc in accounted.increments:
         metric = inc.metric

@@ -47,3 +47,6 @@ class Accounted:
     stale: int = 0
     ignored: int = 0
     rejected: Refusals = field(default_factory=Refusals)
+    #: the exposition series deltas of this batch (exporters.prometheus.series_deltas),
+    #: computed once by the first consumer (the store's transaction) and reused by the others.
+    series: dict[tuple[str, ...], int] | None = None

@@ -37,6 +37,8 @@ def to_dict(key_values: Iterable[Any]) -> dict[str, AttrValue]:
 def as_str(attrs: Attributes, key: str) -> str | None:
     """The attribute as a non-empty string, whatever its wire type."""
     value = attrs.get(key)
+    if value.__class__ is str:  # nearly always: answer without the checks below
+        return value or None
     if value is None or value == "":
         return None
     if isinstance(value, bool):

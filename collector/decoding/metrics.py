@@ -39,11 +39,29 @@ MAX_VALUE = 1e13
 
 
 def _digest(*parts: object) -> bytes:
+    """The stream digest: blake2b of the repr of (resource, scope, name, point attributes),
+    each attribute set sorted. Stored in the accounting state (cumulative streams, delta
+    dedupe keys), so it must never change between releases."""
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
 
 
 def _canonical(attrs: dict[str, AttrValue]) -> tuple[tuple[str, AttrValue], ...]:
     return tuple(sorted(attrs.items()))
+
+
+def _stream_prefix(resource_repr: str, scope: str, name: str) -> str:
+    """The part of `repr(parts)` in `_digest` that every point of one metric shares: a
+    tuple's repr is its items' reprs joined by ", " in parentheses, so the per-point work is
+    only the point's own attributes (tests/decoding check the two agree)."""
+    return f"({resource_repr}, {scope!r}, {name!r}, "
+
+
+def _stream(prefix: str, own: dict[str, AttrValue]) -> bytes:
+    text = prefix + repr(tuple(sorted(own.items()))) + ")"
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+_TEMPORALITY = {int(t): t for t in (Temporality.DELTA, Temporality.CUMULATIVE)}
 
 
 def decode_metrics(request: Any) -> MetricsBatch:
@@ -52,10 +70,10 @@ def decode_metrics(request: Any) -> MetricsBatch:
     rows = request.rows if isinstance(request, FastDecoded) else metrics_from_message(request)
     batch = MetricsBatch()
     for resource, scopes in rows:
-        resource_key = _canonical(resource)
+        resource_repr = repr(_canonical(resource))
         for scope, metrics in scopes:
             for metric in metrics:
-                _decode_metric(batch, metric, resource, resource_key, scope)
+                _decode_metric(batch, metric, resource, resource_repr, scope)
     return batch
 
 
@@ -63,7 +81,7 @@ def _decode_metric(
     batch: MetricsBatch,
     metric: MetricRow,
     resource: dict[str, AttrValue],
-    resource_key: tuple[tuple[str, AttrValue], ...],
+    resource_repr: str,
     scope: str,
 ) -> None:
     name, kind, temporality, points, count = metric
@@ -73,9 +91,12 @@ def _decode_metric(
     if kind != "sum":
         batch.rejected.add(f"{name}: expected a Sum, got {kind or 'no data'}", count)
         return
-    if temporality not in (Temporality.DELTA, Temporality.CUMULATIVE):
+    how = _TEMPORALITY.get(temporality)
+    if how is None:
         batch.rejected.add(f"{name}: aggregation temporality unspecified", count)
         return
+    prefix = _stream_prefix(resource_repr, scope, name)
+    append = batch.points.append
     for start_ns, time_ns, value_kind, raw, own in points:
         value = float(raw)
         if not value_kind or not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
@@ -84,14 +105,14 @@ def _decode_metric(
         if time_ns == 0:
             batch.rejected.add(f"{name}: time_unix_nano missing")
             continue
-        batch.points.append(
+        append(
             MetricPoint(
                 name=name,
-                temporality=Temporality(temporality),
+                temporality=how,
                 start_ns=start_ns,
                 time_ns=time_ns,
                 value=value,
                 attributes={**resource, **own},
-                stream=_digest(resource_key, scope, name, _canonical(own)),
+                stream=_stream(prefix, own),
             )
         )

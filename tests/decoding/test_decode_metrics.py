@@ -222,3 +222,20 @@ def test_real_capture_decodes_completely() -> None:
         assert p.attributes["user.id"].startswith("e9f10e16")  # from the point
     # every point is its own stream
     assert len({(p.stream, p.start_ns) for p in batch.points}) == len(batch.points)
+
+
+def test_stream_digest_shortcut_equals_the_stored_definition() -> None:
+    """Stream digests are persisted (cumulative streams, delta dedupe keys): the per-metric
+    prefix shortcut must give exactly `_digest`'s bytes, for any attribute values."""
+    import random
+
+    from collector.decoding.metrics import _canonical, _digest, _stream, _stream_prefix
+
+    rng = random.Random(5)
+    values = ["", "x'y", 'q"', "ü", 0, -1, 2.5, float("nan"), True, None, b"\x00", ("a", 1), ()]
+    for _ in range(300):
+        resource = {f"r{rng.randrange(5)}": rng.choice(values) for _ in range(rng.randrange(4))}
+        own = {f"k{rng.randrange(5)}": rng.choice(values) for _ in range(rng.randrange(4))}
+        scope, name = rng.choice(["", "s'c"]), rng.choice(sorted(KNOWN_METRICS))
+        prefix = _stream_prefix(repr(_canonical(resource)), scope, name)
+        assert _stream(prefix, own) == _digest(_canonical(resource), scope, name, _canonical(own))
