@@ -31,7 +31,8 @@ from collector.ledger import MemoryLedger
 from collector.receivers.grpc import OtlpGrpcReceiver
 from collector.receivers.http import OtlpHttpReceiver
 from collector.selfstats import SelfStats
-from exporters.prometheus import ContractCollector, ExpositionState
+from exporters.exposition_text import ContractRenderer
+from exporters.prometheus import ExpositionState
 from exporters.selfmetrics import SelfCollector
 from exporters.store.backend import StoreError
 from exporters.store.groupcommit import StoreLedger
@@ -80,7 +81,7 @@ class CollectorService:
             self.ledger = MemoryLedger(self.accountant, [self.exposition], time.time_ns)
         self.ingest = Ingest(self.accountant, self.ledger, self.stats)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(ContractCollector(self.exposition))
+        self.contract = ContractRenderer(self.exposition)
         self.registry.register(
             SelfCollector(
                 self.stats,
@@ -142,7 +143,7 @@ class CollectorService:
             self._forwarding_started = True
         # The metrics runner must be first in self._runners: stop() relies on it.
         self.ports.metrics = await self._start_http(
-            make_app(self.registry, self.ready, self.api_context()),
+            make_app(self.registry, self.ready, self.api_context(), self.contract.render),
             cfg.metrics_endpoint.host,
             cfg.metrics_endpoint.port,
         )
