@@ -33,7 +33,8 @@ VALUE_KIND = {None: 0, "as_double": 1, "as_int": 2}
 
 @dataclass(frozen=True, slots=True)
 class FastDecoded:
-    """A request the C fast path decoded: its rows, in the shapes above."""
+    """A request a fast path decoded (C for protobuf, otlp_json.py for OTLP/JSON): its rows,
+    in the shapes above."""
 
     rows: list[Any]
 

@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from collector.decoding.otlp_json import logs_rows, metrics_rows
 from collector.decoding.shapes import FastDecoded, fast
 from collector.errors import ErrorKind, IngestError
 
@@ -109,8 +110,21 @@ def _hex_ids_to_base64(node: Any) -> Any:
     return node
 
 
-def parse_json(signal: Signal, body: bytes) -> Message:
-    """Decode an OTLP/JSON request; malformed JSON or a wrongly typed field is INVALID."""
+def parse_json(signal: Signal, body: bytes) -> Message | FastDecoded:
+    """Decode an OTLP/JSON request; malformed JSON or a wrongly typed field is INVALID.
+
+    Metrics and logs go through the fast path (otlp_json.py); what it declines is parsed by
+    `json_format.ParseDict` (`json_message`), which decides.
+    """
+    document = _load_json(signal, body)
+    if signal is not Signal.TRACES:
+        rows = metrics_rows(document) if signal is Signal.METRICS else logs_rows(document)
+        if rows is not None:
+            return FastDecoded(rows)
+    return json_message(signal, document)
+
+
+def _load_json(signal: Signal, body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -119,6 +133,13 @@ def parse_json(signal: Signal, body: bytes) -> Message:
         ) from exc
     if not isinstance(document, dict):
         raise IngestError(ErrorKind.INVALID, f"{signal.value} request must be a JSON object")
+    return document
+
+
+def json_message(signal: Signal, document: dict[str, Any] | bytes) -> Message:
+    """The reference OTLP/JSON decoding: the request message, by ParseDict."""
+    if isinstance(document, bytes):
+        document = _load_json(signal, document)
     message = SIGNAL_TYPES[signal].request()
     try:
         json_format.ParseDict(_hex_ids_to_base64(document), message, ignore_unknown_fields=True)

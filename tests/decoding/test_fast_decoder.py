@@ -43,7 +43,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from collector.decoding import shapes
 from collector.decoding.logs import decode_logs
 from collector.decoding.metrics import decode_metrics
-from collector.decoding.wire import Signal, parse_json, parse_protobuf
+from collector.decoding.wire import Signal, json_message, parse_protobuf
 from tests.builders import STANDARD, T0
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "claude-code-2.1.330"
@@ -94,7 +94,7 @@ def capture_bodies() -> list[tuple[str, bytes]]:
             if raw[:2] == b"\x1f\x8b":
                 raw = gzip.decompress(raw)
             if entry["format"] == "json":
-                raw = parse_json(Signal(entry["signal"]), raw).SerializeToString()
+                raw = json_message(Signal(entry["signal"]), raw).SerializeToString()
             out.append((entry["signal"], raw))
     return out
 
