@@ -1,13 +1,15 @@
 """The parse ceiling: how fast the same request bodies can merely be decoded, in-process.
 
-No network, no accounting, no store: `ExportXServiceRequest.FromString` (upb) for protobuf
-bodies, `json.loads` + `json_format.ParseDict` for OTLP/JSON (what collector/decoding/wire.py
-does). No collector can accept records faster than it can parse them, so the collector's
-end-to-end throughput divided by this is the share of the time spent on everything else.
+No network, no accounting, no store: `ExportXServiceRequest.FromString` (upb, which parses
+the whole body in C without building Python objects) for protobuf bodies, `json.loads` for
+OTLP/JSON. No Python receiver can accept records faster than it can parse them, so the
+collector's end-to-end throughput divided by this is the share of the time spent on
+everything else.
 
 `stages()` goes further along the collector's own pipeline, still in-process and without I/O
-(parse, then collector/decoding, then Accountant.plan_*), to show where the CPU goes between
-the ceiling and the end-to-end figure. It imports the collector's modules read-only.
+(its parse with the fast paths, then collector/decoding, then Accountant.plan_*), to show
+where the CPU goes between the ceiling and the end-to-end figure. It imports the collector's
+modules read-only.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ import statistics
 import time
 from collections.abc import Callable
 from typing import Any
-
-from google.protobuf.json_format import ParseDict
 
 from bench.payloads import Request, _message_class
 
@@ -40,9 +40,7 @@ def parse_protobuf(request: Request) -> Any:
 
 
 def parse_json(request: Request) -> Any:
-    message = _message_class(request.signal)()
-    ParseDict(json.loads(request.body), message, ignore_unknown_fields=True)
-    return message
+    return json.loads(request.body)
 
 
 def ceiling(requests: list[Request], as_json: bool = False, repeat: int = 5) -> dict[str, Any]:
@@ -54,14 +52,18 @@ def ceiling(requests: list[Request], as_json: bool = False, repeat: int = 5) -> 
 def stages(requests: list[Request], repeat: int = 3) -> dict[str, float]:
     """Median records/s of successive prefixes of the collector's pipeline (protobuf)."""
     from collector.accounting.engine import Accountant
+    from collector.decoding import wire
     from collector.decoding.logs import decode_logs
     from collector.decoding.metrics import decode_metrics
     from collector.identity import IdentityResolver
 
     accountant = Accountant(IdentityResolver())
 
+    def parse(request: Request) -> Any:
+        return wire.parse_protobuf(wire.Signal(request.signal), request.body)
+
     def decode(request: Request) -> Any:
-        message = parse_protobuf(request)
+        message = parse(request)
         return (decode_metrics if request.signal == "metrics" else decode_logs)(message)
 
     def plan(request: Request) -> Any:
@@ -71,6 +73,6 @@ def stages(requests: list[Request], repeat: int = 3) -> dict[str, float]:
         return accountant.plan_logs(batch, None)
 
     out = {}
-    for name, fn in (("parse", parse_protobuf), ("parse+decode", decode), ("+plan", plan)):
+    for name, fn in (("parse", parse), ("parse+decode", decode), ("+plan", plan)):
         out[name] = statistics.median(_timed(fn, requests, repeat))
     return out
