@@ -12,6 +12,7 @@ State keys are bytes whose first byte names their kind; each kind has its own re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from collector.accounting.highwater import Source
 from collector.accounting.records import Observation
@@ -35,12 +36,12 @@ KIND_NAMES: dict[bytes, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Effect:
+class Effect(NamedTuple):
     """Add to one series of `metric`: `fixed`, or the claim's resolved amount when None.
 
     With `highwater` set, the amount is first added on `source`'s side of that key (or, with
     `raise_to`, that side is raised to it), and only what the counted maximum grew by is added.
+    A NamedTuple, like Increment: immutable and cheap to build, several per item.
     """
 
     metric: Metric

@@ -7,15 +7,18 @@ as read-only; the same object is given to every sink.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from collector.contract import Metric
 from collector.identity import Identity
 from collector.model import Refusals
 
 
-@dataclass(frozen=True, slots=True)
-class Increment:
-    """`amount` (in `metric.scale` units) to add to one series of `metric`."""
+class Increment(NamedTuple):
+    """`amount` (in `metric.scale` units) to add to one series of `metric`.
+
+    Immutable records made several times per accounted item: a NamedTuple is built about
+    three times faster than a frozen dataclass (docs/performance.md)."""
 
     metric: Metric
     identity: Identity
@@ -25,8 +28,7 @@ class Increment:
     time_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """One histogram sample, in seconds."""
 
     metric: Metric
