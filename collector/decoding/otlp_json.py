@@ -112,6 +112,11 @@ def _hex(value: str) -> None:
 def _str(value: Any) -> str:
     if value.__class__ is not str:
         raise Decline
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: the reference
+            raise Decline from None  # path refuses it, and it could never be stored
     return value
 
 

@@ -109,7 +109,7 @@ def test_bytes_and_special_doubles_are_left_to_parse_dict(signal: str) -> None:
     assert declined > 10
 
 
-LEAVES = [None, "x", "", 1, -1, 1.5, 2.0, True, [], {}, "12", "-3", "1e3", 2**70, "ff"]
+LEAVES = [None, "x", "", 1, -1, 1.5, 2.0, True, [], {}, "12", "-3", "1e3", 2**70, "ff", "\ud800"]
 LEAVES += ["AGGREGATION_TEMPORALITY_DELTA", "SEVERITY_NUMBER_INFO", {"stringValue": "s"}]
 
 
@@ -155,3 +155,16 @@ def test_mutated_documents_are_declined_or_decoded_identically(signal: str) -> N
             else:
                 declined += 1
     assert accepted > 100 and declined > 100
+
+
+def test_a_lone_surrogate_is_refused_as_by_parse_dict() -> None:
+    """json.loads turns a \\ud800 escape into a str that no UTF-8 store or scrape can encode:
+    the reference refuses the document (400), so the fast path must not accept it."""
+    record = {"attributes": [{"key": "a", "value": {"stringValue": "ok \ud800"}}]}
+    document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}
+    assert logs_rows(document) is None
+    with pytest.raises(IngestError):
+        json_message(Signal.LOGS, document)
+    record["attributes"][0]["key"] = "\udfff"
+    record["attributes"][0]["value"] = {"stringValue": "fine"}
+    assert logs_rows(document) is None
