@@ -206,11 +206,49 @@ def _key_value(node: Any, depth: int = 0) -> tuple[str, AttrValue]:
     return key, value
 
 
+#: AnyValue's scalar members by JSON key, both spellings (the shape nearly every attribute has).
+_SCALARS = {
+    "stringValue": 1,
+    "string_value": 1,
+    "intValue": 2,
+    "int_value": 2,
+    "boolValue": 3,
+    "bool_value": 3,
+    "doubleValue": 4,
+    "double_value": 4,
+}
+
+
 def _attributes(items: Any, into: dict[str, AttrValue]) -> dict[str, AttrValue]:
     for item in _list(items):
+        # The common shape, {"key": k, "value": {"<scalar member>": v}}, read without the
+        # general walk: exactly the values `_key_value` gives it, about five times faster.
+        if item.__class__ is dict and len(item) == 2:
+            key, wrapper = item.get("key"), item.get("value")
+            if key.__class__ is str and wrapper.__class__ is dict and len(wrapper) == 1:
+                ((member, raw),) = wrapper.items()
+                kind = _SCALARS.get(member)
+                if kind is not None and raw is not None:
+                    into[_str(key)] = _scalar(kind, raw)
+                    continue
         key, value = _key_value(item)
         into[key] = value
     return into
+
+
+def _scalar(kind: int, raw: Any) -> AttrValue:
+    """A scalar AnyValue member's value, checked as `_any` checks it."""
+    if kind == 1:
+        return _str(raw)
+    if kind == 2:
+        return _int(raw, _INT64)
+    if kind == 3:
+        if raw.__class__ is not bool:
+            raise Decline
+        return raw
+    if raw.__class__ is not float and raw.__class__ is not int:
+        raise Decline
+    return float(raw)
 
 
 _RESOURCE = resource_pb2.Resource.DESCRIPTOR
