@@ -213,25 +213,31 @@ def _progress(records: int) -> None:
 # -- loops ------------------------------------------------------------------------------------
 
 
+async def _send(
+    client: _Client, request: Request, out: WorkerResult, since: float, clock: Callable[[], float]
+) -> None:
+    """Send one request and record its outcome; latency is counted from `since`."""
+    try:
+        retries, rejected = await client.send(request)
+    except Exception as exc:
+        out.errors += 1
+        if len(out.error_samples) < 5:
+            out.error_samples.append(repr(exc)[:300])
+        return
+    out.latencies.append(clock() - since)
+    out.requests += 1
+    out.records += request.records
+    out.retries += retries
+    out.rejected += rejected
+    _progress(request.records)
+
+
 async def _closed_loop(
     client: _Client, source: Iterator[Request], lanes: int, out: WorkerResult
 ) -> None:
     async def lane() -> None:
         for request in source:  # one shared iterator: each lane takes the next request
-            began = time.perf_counter()
-            try:
-                retries, rejected = await client.send(request)
-            except Exception as exc:
-                out.errors += 1
-                if len(out.error_samples) < 5:
-                    out.error_samples.append(repr(exc)[:300])
-                continue
-            out.latencies.append(time.perf_counter() - began)
-            out.requests += 1
-            out.records += request.records
-            out.retries += retries
-            out.rejected += rejected
-            _progress(request.records)
+            await _send(client, request, out, time.perf_counter(), time.perf_counter)
 
     await asyncio.gather(*(lane() for _ in range(lanes)))
 
@@ -244,19 +250,7 @@ async def _open_loop(
     outstanding: set[asyncio.Task[None]] = set()
 
     async def one(request: Request, scheduled: float) -> None:
-        try:
-            retries, rejected = await client.send(request)
-        except Exception as exc:
-            out.errors += 1
-            if len(out.error_samples) < 5:
-                out.error_samples.append(repr(exc)[:300])
-            return
-        out.latencies.append(loop.time() - scheduled)
-        out.requests += 1
-        out.records += request.records
-        out.retries += retries
-        out.rejected += rejected
-        _progress(request.records)
+        await _send(client, request, out, scheduled, loop.time)
 
     for i, request in enumerate(source):
         scheduled = start + i / rate

@@ -579,7 +579,8 @@ static PyObject *finish(int rc, PyObject *result) {
     Py_RETURN_NONE;
 }
 
-static PyObject *fast_logs(PyObject *self, PyObject *arg) {
+/* An Export*ServiceRequest: `repeated Resource* resource_* = 1`, each parsed by `parse`. */
+static PyObject *parse_request(PyObject *arg, int (*parse)(Reader *, PyObject *)) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     Reader r = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
@@ -593,13 +594,17 @@ static PyObject *fast_logs(PyObject *self, PyObject *arg) {
             if (wire != 2 || read_len(&r, &sub) != OK)
                 rc = FALLBACK;
             else
-                rc = parse_resourcelogs(&sub, out);
+                rc = parse(&sub, out);
         } else {
             rc = skip_unknown(&r, wire);
         }
     }
     PyBuffer_Release(&view);
     return finish(rc, out);
+}
+
+static PyObject *fast_logs(PyObject *self, PyObject *arg) {
+    return parse_request(arg, parse_resourcelogs);
 }
 
 /* -- metrics ------------------------------------------------------------------------------ */
@@ -825,26 +830,7 @@ done:
 }
 
 static PyObject *fast_metrics(PyObject *self, PyObject *arg) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    Reader r = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
-    PyObject *out = PyList_New(0);
-    int rc = out ? OK : ERROR;
-    uint32_t field, wire;
-    while (rc == OK && r.p < r.end) {
-        Reader sub;
-        if ((rc = read_tag(&r, &field, &wire)) != OK) break;
-        if (field == 1) {
-            if (wire != 2 || read_len(&r, &sub) != OK)
-                rc = FALLBACK;
-            else
-                rc = parse_resourcemetrics(&sub, out);
-        } else {
-            rc = skip_unknown(&r, wire);
-        }
-    }
-    PyBuffer_Release(&view);
-    return finish(rc, out);
+    return parse_request(arg, parse_resourcemetrics);
 }
 
 static PyMethodDef methods[] = {
