@@ -74,8 +74,8 @@ test: deps-debian deps-npm $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 # Benchmarks (bench/, results in docs/performance.md): scripts that print figures, never tests.
-# `make bench-quick` (under 2 minutes) checks a change; `make bench` is the full suite (20-40
-# min). Both write bench/results/<date>-<name>.json and fail if a run lost or invented data.
+# `make bench-quick` (under 2 minutes) checks a change; `make bench` is the full suite (about an
+# hour). Both write bench/results/<date>-<name>.json and fail if a run lost or invented data.
 .PHONY: bench bench-quick
 bench: $(VENV)/.installed-run
 	$(BIN)/python -m bench.run

@@ -1,6 +1,6 @@
 """The benchmark suite: every figure of docs/performance.md, printed as it is measured.
 
-    python -m bench.run                      # the full suite (make bench; 20-40 min)
+    python -m bench.run                      # the full suite (make bench; about an hour)
     python -m bench.run --quick              # scaled down, under 2 minutes (make bench-quick)
     python -m bench.run --only throughput,latency [--quick]
     python -m bench.run --only profile       # py-spy profile of the collector under load
