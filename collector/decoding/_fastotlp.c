@@ -184,6 +184,55 @@ static int read_string(Reader *r, uint32_t wire, PyObject **out) {
 /* -- AnyValue, KeyValue ------------------------------------------------------------------ */
 
 static int parse_keyvalue(Reader *r, PyObject **key, PyObject **value, int depth);
+static int parse_anyvalue(Reader *r, PyObject **out, int depth);
+
+/* One item of an ArrayValue: its AnyValue, appended to `items`. */
+static int array_item(Reader *item, PyObject *items, int depth) {
+    PyObject *v = NULL;
+    int rc = parse_anyvalue(item, &v, depth + 1);
+    if (rc != OK) return rc;
+    rc = PyList_Append(items, v) < 0 ? ERROR : OK;
+    Py_DECREF(v);
+    return rc;
+}
+
+/* One item of a KeyValueList: a (key, value) pair, appended to `items`. */
+static int kvlist_item(Reader *item, PyObject *items, int depth) {
+    PyObject *k = NULL, *v = NULL, *pair;
+    int rc = parse_keyvalue(item, &k, &v, depth + 1);
+    if (rc != OK) return rc;
+    pair = PyTuple_Pack(2, k, v);
+    Py_DECREF(k);
+    Py_DECREF(v);
+    rc = (!pair || PyList_Append(items, pair) < 0) ? ERROR : OK;
+    Py_XDECREF(pair);
+    return rc;
+}
+
+/* A message whose field 1 is a repeated message (ArrayValue, KeyValueList) -> a tuple of
+ * what `item` makes of each. */
+static int parse_list(Reader *r, uint32_t wire, int (*item)(Reader *, PyObject *, int), int depth,
+                      PyObject **out) {
+    Reader lst;
+    if (wire != 2 || read_len(r, &lst) != OK) return FALLBACK;
+    PyObject *items = PyList_New(0);
+    if (!items) return ERROR;
+    int rc = OK;
+    while (rc == OK && lst.p < lst.end) {
+        uint32_t field, w;
+        Reader sub;
+        if ((rc = read_tag(&lst, &field, &w)) != OK) break;
+        if (field != 1)
+            rc = skip_unknown(&lst, w);
+        else if (w != 2 || read_len(&lst, &sub) != OK)
+            rc = FALLBACK;
+        else
+            rc = item(&sub, items, depth);
+    }
+    if (rc == OK && !(*out = PyList_AsTuple(items))) rc = ERROR;
+    Py_DECREF(items);
+    return rc;
+}
 
 /* AnyValue -> None | str | bool | int | float | bytes | tuple (array) | tuple of pairs. */
 static int parse_anyvalue(Reader *r, PyObject **out, int depth) {
@@ -227,75 +276,12 @@ static int parse_anyvalue(Reader *r, PyObject **out, int depth) {
             }
             break;
         }
-        case 5: { /* ArrayValue { repeated AnyValue values = 1; } */
-            Reader arr;
-            if (wire != 2 || read_len(r, &arr) != OK) {
-                rc = FALLBACK;
-                break;
-            }
-            PyObject *items = PyList_New(0);
-            if (!items) {
-                rc = ERROR;
-                break;
-            }
-            rc = OK;
-            while (rc == OK && arr.p < arr.end) {
-                uint32_t f2, w2;
-                if ((rc = read_tag(&arr, &f2, &w2)) != OK) break;
-                if (f2 == 1) {
-                    Reader item;
-                    PyObject *v = NULL;
-                    if (w2 != 2 || read_len(&arr, &item) != OK) {
-                        rc = FALLBACK;
-                        break;
-                    }
-                    if ((rc = parse_anyvalue(&item, &v, depth + 1)) != OK) break;
-                    if (PyList_Append(items, v) < 0) rc = ERROR;
-                    Py_DECREF(v);
-                } else {
-                    rc = skip_unknown(&arr, w2);
-                }
-            }
-            if (rc == OK && !(value = PyList_AsTuple(items))) rc = ERROR;
-            Py_DECREF(items);
+        case 5: /* ArrayValue { repeated AnyValue values = 1; } -> (value, ...) */
+            rc = parse_list(r, wire, array_item, depth, &value);
             break;
-        }
-        case 6: { /* KeyValueList { repeated KeyValue values = 1; } -> ((key, value), ...) */
-            Reader lst;
-            if (wire != 2 || read_len(r, &lst) != OK) {
-                rc = FALLBACK;
-                break;
-            }
-            PyObject *items = PyList_New(0);
-            if (!items) {
-                rc = ERROR;
-                break;
-            }
-            rc = OK;
-            while (rc == OK && lst.p < lst.end) {
-                uint32_t f2, w2;
-                if ((rc = read_tag(&lst, &f2, &w2)) != OK) break;
-                if (f2 == 1) {
-                    Reader kv;
-                    PyObject *k = NULL, *v = NULL, *pair;
-                    if (w2 != 2 || read_len(&lst, &kv) != OK) {
-                        rc = FALLBACK;
-                        break;
-                    }
-                    if ((rc = parse_keyvalue(&kv, &k, &v, depth + 1)) != OK) break;
-                    pair = PyTuple_Pack(2, k, v);
-                    Py_DECREF(k);
-                    Py_DECREF(v);
-                    if (!pair || PyList_Append(items, pair) < 0) rc = ERROR;
-                    Py_XDECREF(pair);
-                } else {
-                    rc = skip_unknown(&lst, w2);
-                }
-            }
-            if (rc == OK && !(value = PyList_AsTuple(items))) rc = ERROR;
-            Py_DECREF(items);
+        case 6: /* KeyValueList { repeated KeyValue values = 1; } -> ((key, value), ...) */
+            rc = parse_list(r, wire, kvlist_item, depth, &value);
             break;
-        }
         case 7: {
             Reader b;
             rc = wire == 2 ? read_len(r, &b) : FALLBACK;
