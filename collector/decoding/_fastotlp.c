@@ -492,6 +492,26 @@ done:
     return rc;
 }
 
+/* The second pass of a message read in two (ResourceLogs, ScopeMetrics: their items need a
+ * header field that may come after them on the wire): `item(sub, context, out)` for every
+ * field 2, whose wire type the first pass has checked. */
+static int each_item(Reader r, int (*item)(Reader *, PyObject *, PyObject *), PyObject *context,
+                     PyObject *out) {
+    uint32_t field, wire;
+    int rc = OK;
+    while (rc == OK && r.p < r.end) {
+        Reader sub;
+        if ((rc = read_tag(&r, &field, &wire)) != OK) break;
+        if (field != 2)
+            rc = skip_unknown(&r, wire);
+        else if (read_len(&r, &sub) != OK)
+            rc = FALLBACK;
+        else
+            rc = item(&sub, context, out);
+    }
+    return rc;
+}
+
 /* ScopeLogs { scope = 1; repeated LogRecord log_records = 2; schema_url = 3; } */
 static int parse_scopelogs(Reader *r, PyObject *resource, PyObject *out_list) {
     uint32_t field, wire;
@@ -537,21 +557,7 @@ static int parse_resourcelogs(Reader *r, PyObject *out_list) {
             rc = skip_unknown(r, wire);
         if (rc != OK) goto done;
     }
-    *r = start;
-    while (r->p < r->end) {
-        Reader sub;
-        if ((rc = read_tag(r, &field, &wire)) != OK) goto done;
-        if (field == 2) {
-            if (read_len(r, &sub) != OK) {
-                rc = FALLBACK;
-                goto done;
-            }
-            if ((rc = parse_scopelogs(&sub, resource, out_list)) != OK) goto done;
-        } else if ((rc = skip_unknown(r, wire)) != OK) {
-            goto done;
-        }
-    }
-    rc = OK;
+    rc = each_item(start, parse_scopelogs, resource, out_list);
 done:
     Py_DECREF(resource);
     return rc;
@@ -673,7 +679,7 @@ static int parse_sum(Reader *r, PyObject *points, long *temporality) {
 
 /* Metric -> (name, kind ("sum" or None), temporality, points). Any other data kind, or data
  * sent twice, is left to upb. */
-static int parse_metric(Reader *r, PyObject *out_list) {
+static int parse_metric(Reader *r, PyObject *unused, PyObject *out_list) {
     uint32_t field, wire;
     int rc = OK, data_seen = 0, name_seen = 0;
     long temporality = 0;
@@ -755,21 +761,7 @@ static int parse_scopemetrics(Reader *r, PyObject *out_list) {
         rc = ERROR;
         goto done;
     }
-    *r = start;
-    while (r->p < r->end) {
-        Reader sub;
-        if ((rc = read_tag(r, &field, &wire)) != OK) goto done;
-        if (field == 2) {
-            if (read_len(r, &sub) != OK) {
-                rc = FALLBACK;
-                goto done;
-            }
-            rc = parse_metric(&sub, metrics);
-        } else {
-            rc = skip_unknown(r, wire);
-        }
-        if (rc != OK) goto done;
-    }
+    if ((rc = each_item(start, parse_metric, NULL, metrics)) != OK) goto done;
     row = PyTuple_Pack(2, name, metrics);
     rc = (!row || PyList_Append(out_list, row) < 0) ? ERROR : OK;
 done:
