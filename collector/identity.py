@@ -12,6 +12,7 @@ bound to the ingest token, else the attributes `team.id`, `team`, `department`, 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -44,20 +45,13 @@ class Identity:
     organization: str
 
 
-_MODELS: dict[str, str] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def normalize_model(model: str | None) -> str:
     """`claude-opus-4-5[1m]` -> `claude-opus-4-5`; everything else is kept as sent.
-    Memoized (bounded): every api_request and token point asks, for a handful of models."""
+    Cached: every api_request and token point asks, for a handful of models."""
     if not model:
         return "unknown"
-    found = _MODELS.get(model)
-    if found is None:
-        if len(_MODELS) >= 4096:
-            _MODELS.clear()
-        found = _MODELS[model] = _CONTEXT_SUFFIX.sub("", model.strip()) or "unknown"
-    return found
+    return _CONTEXT_SUFFIX.sub("", model.strip()) or "unknown"
 
 
 def device_actor(user_id: str) -> str:

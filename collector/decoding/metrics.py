@@ -38,25 +38,21 @@ KNOWN_METRICS = frozenset(
 MAX_VALUE = 1e13
 
 
-def _digest(*parts: object) -> bytes:
-    """The stream digest: blake2b of the repr of (resource, scope, name, point attributes),
-    each attribute set sorted. Stored in the accounting state (cumulative streams, delta
-    dedupe keys), so it must never change between releases."""
-    return hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
-
-
 def _canonical(attrs: dict[str, AttrValue]) -> tuple[tuple[str, AttrValue], ...]:
     return tuple(sorted(attrs.items()))
 
 
 def _stream_prefix(resource_repr: str, scope: str, name: str) -> str:
-    """The part of `repr(parts)` in `_digest` that every point of one metric shares: a
-    tuple's repr is its items' reprs joined by ", " in parentheses, so the per-point work is
-    only the point's own attributes (tests/decoding check the two agree)."""
+    """What every point of one metric shares in its stream digest (`_stream`)."""
     return f"({resource_repr}, {scope!r}, {name!r}, "
 
 
 def _stream(prefix: str, own: dict[str, AttrValue]) -> bytes:
+    """The stream digest: blake2b of repr((resource, scope, name, point attributes)), each
+    attribute set sorted. Stored in the accounting state (cumulative streams, delta dedupe
+    keys), so it must never change between releases. A tuple's repr is its items' reprs
+    joined by ", " in parentheses, so the shared part is formatted once per metric
+    (`_stream_prefix`); tests/decoding check it against the repr of the whole tuple."""
     text = prefix + repr(tuple(sorted(own.items()))) + ")"
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 

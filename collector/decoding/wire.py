@@ -136,10 +136,9 @@ def _load_json(signal: Signal, body: bytes) -> dict[str, Any]:
     return document
 
 
-def json_message(signal: Signal, document: dict[str, Any] | bytes) -> Message:
-    """The reference OTLP/JSON decoding: the request message, by ParseDict."""
-    if isinstance(document, bytes):
-        document = _load_json(signal, document)
+def json_message(signal: Signal, document: dict[str, Any]) -> Message:
+    """The reference OTLP/JSON decoding of a parsed document: the request message, by
+    ParseDict."""
     message = SIGNAL_TYPES[signal].request()
     try:
         json_format.ParseDict(_hex_ids_to_base64(document), message, ignore_unknown_fields=True)

@@ -95,7 +95,7 @@ def capture_bodies() -> list[tuple[str, bytes]]:
             if raw[:2] == b"\x1f\x8b":
                 raw = gzip.decompress(raw)
             if entry["format"] == "json":
-                raw = json_message(Signal(entry["signal"]), raw).SerializeToString()
+                raw = json_message(Signal(entry["signal"]), json.loads(raw)).SerializeToString()
             out.append((entry["signal"], raw))
     return out
 

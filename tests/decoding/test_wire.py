@@ -87,7 +87,7 @@ def _metrics_doc(camel: bool, temporality: object, int64: object, value_key: str
 def test_otlp_json_spellings_parse_to_the_same_message(camel, temporality, int64) -> None:
     value_key = "asDouble" if camel else "as_double"
     doc = _metrics_doc(camel, temporality, int64, value_key)
-    message = json_message(Signal.METRICS, json.dumps(doc).encode())
+    message = json_message(Signal.METRICS, doc)
     (rm,) = message.resource_metrics
     (metric,) = rm.scope_metrics[0].metrics
     (p,) = metric.sum.data_points
@@ -103,7 +103,7 @@ def test_otlp_json_spellings_parse_to_the_same_message(camel, temporality, int64
 
 def test_cumulative_enum_name() -> None:
     doc = _metrics_doc(True, "AGGREGATION_TEMPORALITY_CUMULATIVE", str(T0), "asDouble")
-    message = json_message(Signal.METRICS, json.dumps(doc).encode())
+    message = json_message(Signal.METRICS, doc)
     assert message.resource_metrics[0].scope_metrics[0].metrics[0].sum.aggregation_temporality == (
         CUMULATIVE
     )
@@ -133,7 +133,7 @@ def _log_doc(**ids: str) -> dict:
 def test_hex_trace_and_span_ids_are_converted(style: str) -> None:
     keys = ("traceId", "spanId") if style == "camel" else ("trace_id", "span_id")
     doc = _log_doc(**{keys[0]: TRACE_HEX, keys[1]: SPAN_HEX.upper()})
-    message = json_message(Signal.LOGS, json.dumps(doc).encode())
+    message = json_message(Signal.LOGS, doc)
     record = message.resource_logs[0].scope_logs[0].log_records[0]
     assert record.trace_id == bytes.fromhex(TRACE_HEX)
     assert record.span_id == bytes.fromhex(SPAN_HEX)
@@ -173,13 +173,13 @@ def test_an_attribute_named_like_an_id_is_left_alone() -> None:
     doc = _log_doc(traceId=TRACE_HEX)
     record = doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
     record["attributes"] = [{"key": "traceId", "value": {"stringValue": "not-hex"}}]
-    message = json_message(Signal.LOGS, json.dumps(doc).encode())
+    message = json_message(Signal.LOGS, doc)
     attrs = message.resource_logs[0].scope_logs[0].log_records[0].attributes
     assert attrs[0].value.string_value == "not-hex"
 
 
 def test_empty_hex_id_is_an_empty_id() -> None:
-    message = json_message(Signal.LOGS, json.dumps(_log_doc(traceId="", spanId="")).encode())
+    message = json_message(Signal.LOGS, _log_doc(traceId="", spanId=""))
     record = message.resource_logs[0].scope_logs[0].log_records[0]
     assert (record.trace_id, record.span_id) == (b"", b"")
 
@@ -191,7 +191,7 @@ def test_unknown_fields_are_ignored_at_every_level() -> None:
     metric = doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]
     metric["futureField"] = [1, 2, 3]
     metric["sum"]["dataPoints"][0]["exemplarsV2"] = []
-    message = json_message(Signal.METRICS, json.dumps(doc).encode())
+    message = json_message(Signal.METRICS, doc)
     assert len(decode_metrics(message).points) == 1
 
 
@@ -253,7 +253,7 @@ def test_real_json_capture_equals_its_protobuf_meaning() -> None:
     assert entries
     for entry in entries:
         signal = Signal(entry["signal"])
-        message = json_message(signal, (folder / entry["raw"]).read_bytes())
+        message = json_message(signal, json.loads((folder / entry["raw"]).read_bytes()))
         again = parse_protobuf(signal, message.SerializeToString())
         if signal is Signal.LOGS:
             assert decode_logs(message).events
