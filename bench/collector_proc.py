@@ -3,12 +3,14 @@
 Each run gets a fresh temporary folder (config, SQLite store, log) and free loopback ports, so
 runs never see each other's state and a benchmark measures exactly what an operator runs:
 the console script, the default SQLite store with its group commit ("ack means durable").
-RSS and CPU time are read from /proc/<pid> (all threads: the event loop, the store writer and
-grpc's pollers), which costs nothing in the measured process.
+RSS and CPU time are read from /proc for the collector's whole process tree (all threads of
+the serving process: the event loop, the store writer and grpc's pollers; and its plan
+workers), which costs nothing in the measured processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -20,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -41,14 +43,41 @@ def free_ports(n: int) -> list[int]:
         return [sock.getsockname()[1] for sock in socks]
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size now (VmRSS)."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its live descendants: the collector's plan workers (collector/planning.py)
+    and multiprocessing's helper process count as the collector."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        parents.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, ()))
+    return tree
+
+
+def _each(pids: list[int], read: Callable[[int], float]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):  # ended between listing and reading
+            total += read(pid)
+    return total
+
+
+def _rss_one(pid: int) -> int:
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * _PAGE
 
 
-def peak_rss_bytes(pid: int) -> int:
-    """The high-water mark of RSS over the process's life (VmHWM)."""
+def _peak_one(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
@@ -56,12 +85,32 @@ def peak_rss_bytes(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process, all threads, so far."""
+def _cpu_one(pid: int, waited_children: bool) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is the state (field 3 of stat); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    # fields[0] is the state (field 3 of stat); utime, stime, cutime, cstime are fields 14-17.
+    ticks = int(fields[11]) + int(fields[12])
+    if waited_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / _CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size now (VmRSS) of the process and its descendants, summed (pages
+    shared between them count once per process: an upper bound)."""
+    return int(_each(process_tree(pid), _rss_one))
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The sum over the process and its live descendants of each one's RSS high-water mark
+    (VmHWM): an upper bound of the tree's peak, as the peaks need not coincide."""
+    return int(_each(process_tree(pid), _peak_one))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of the process (all threads), its live descendants,
+    and the descendants it already waited for (a replaced worker)."""
+    return _each(process_tree(pid), lambda p: _cpu_one(p, waited_children=p == pid))
 
 
 _SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")

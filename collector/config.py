@@ -26,6 +26,14 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
 
 
+def auto_plan_workers(cpus: int | None = None) -> int:
+    """`workers: auto`: one plan worker per core beyond the serving process's own, at most
+    two (the serving process itself tops out at about one core: docs/performance.md), none
+    on a single core, where a worker would only add the cost of handing plans over."""
+    cpus = cpus if cpus is not None else len(os.sched_getaffinity(0))
+    return max(0, min(2, cpus - 1))
+
+
 class ConfigError(ValueError):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}" if path else reason)
@@ -119,6 +127,8 @@ class Config:
     dedupe_ttl_ns: int = 48 * 3600 * 10**9
     max_streams: int = 1_000_000
     max_dedupe_keys: int = 10_000_000
+    #: plan worker processes (collector/planning.py); 0 plans in the serving process.
+    plan_workers: int = field(default_factory=lambda: auto_plan_workers())
     metrics_endpoint: Endpoint = Endpoint("127.0.0.1", 8889)
     max_users: int = 10_000
     max_label_values: int = 1_000
@@ -497,7 +507,9 @@ def parse(
     processors = root.child("processors")
     processors.mapping({"claude_code"})
     proc = processors.child("claude_code")
-    proc.mapping({"directory", "stream_ttl", "dedupe_ttl", "max_streams", "max_dedupe_keys"})
+    proc.mapping(
+        {"directory", "stream_ttl", "dedupe_ttl", "max_streams", "max_dedupe_keys", "workers"}
+    )
 
     exporters = root.child("exporters")
     exporters.mapping({"prometheus", "store", "otlp"})
@@ -544,6 +556,7 @@ def parse(
         dedupe_ttl_ns=proc.child("dedupe_ttl").duration_ns(d.dedupe_ttl_ns),
         max_streams=proc.child("max_streams").integer(d.max_streams, minimum=1000),
         max_dedupe_keys=proc.child("max_dedupe_keys").integer(d.max_dedupe_keys, minimum=1000),
+        plan_workers=_workers(proc.child("workers")),
         metrics_endpoint=prom.child("endpoint").endpoint(d.metrics_endpoint),
         max_users=prom.child("max_users").integer(d.max_users, minimum=1),
         max_label_values=prom.child("max_label_values").integer(d.max_label_values, minimum=1),
@@ -570,6 +583,14 @@ _COMPONENTS = {
     "processors": {"claude_code"},
     "exporters": {"prometheus", "store", "otlp"},
 }
+
+
+def _workers(reader: _Reader) -> int:
+    """`workers`: a count, or `auto` (the default; see auto_plan_workers)."""
+    text = reader.string()
+    if text is None or text.strip().lower() == "auto":
+        return auto_plan_workers()
+    return reader.integer(0)
 
 
 def _store_target(reader: _Reader, default: str) -> str:

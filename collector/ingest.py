@@ -1,8 +1,9 @@
 """One export core per signal, shared by the gRPC and HTTP receivers.
 
-Transports are thin adapters: they authenticate, take an in-flight slot, turn bytes into a
-request message, and call `Ingest.export`, which decodes, accounts and hands the result to
-every sink before the request is acknowledged.
+Transports are thin adapters: they authenticate, take an in-flight slot, read the body, and
+call `Ingest.plan` (parse, decode and plan: collector/planning.py, possibly in a worker
+process) and then `Ingest.export`, which accounts the plan and hands the result to every sink
+before the request is acknowledged.
 """
 
 from __future__ import annotations
@@ -10,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-from collector.accounting.engine import Accountant
-from collector.decoding.logs import count_spans, decode_logs
-from collector.decoding.metrics import decode_metrics
 from collector.decoding.wire import Signal
 from collector.errors import ErrorKind, IngestError
 from collector.identity import TokenIdentity
 from collector.ledger import Ledger
+from collector.planning import Planned, Planner
 from collector.selfstats import SelfStats
 from exporters.store.backend import StoreError
 
@@ -33,23 +31,28 @@ class ExportResult:
 
 
 class Ingest:
-    def __init__(self, accountant: Accountant, ledger: Ledger, stats: SelfStats) -> None:
-        self.accountant = accountant
+    def __init__(self, planner: Planner, ledger: Ledger, stats: SelfStats) -> None:
+        self.planner = planner
         self.ledger = ledger
         self.stats = stats
 
-    async def export(
-        self, signal: Signal, request: Any, token: TokenIdentity | None
-    ) -> ExportResult:
-        """Account one decoded request; returns once the ledger has committed it."""
-        if signal is Signal.TRACES:
-            spans = count_spans(request)
-            self.stats.count_items(signal.value, accepted=spans)
+    async def plan(
+        self, protocol: str, signal: Signal, body: bytes, as_json: bool, token: TokenIdentity | None
+    ) -> Planned:
+        """Parse, decode and plan a request body; a malformed one raises IngestError INVALID
+        (counted as a decode error of `protocol`)."""
+        try:
+            return await self.planner.plan(signal, body, as_json, token)
+        except IngestError as error:
+            if error.kind is not ErrorKind.UNAVAILABLE:
+                self.stats.decode_errors[(protocol, signal.value)] += 1
+            raise
+
+    async def export(self, signal: Signal, plan: Planned) -> ExportResult:
+        """Account one planned request; returns once the ledger has committed it."""
+        if isinstance(plan, int):  # traces: only counted
+            self.stats.count_items(signal.value, accepted=plan)
             return ExportResult(0, "")
-        if signal is Signal.METRICS:
-            plan = self.accountant.plan_metrics(decode_metrics(request), token)
-        else:
-            plan = self.accountant.plan_logs(decode_logs(request), token)
         try:
             accounted = await self.ledger.commit(plan)
         except StoreError as exc:

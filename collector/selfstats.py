@@ -31,6 +31,10 @@ class SelfStats:
     store_seconds: float = 0.0
     store_outcomes: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     store_requests: int = 0
+    #: plan worker processes configured (collector/planning.py), and pools replaced because
+    #: a worker died.
+    plan_workers: int = 0
+    plan_worker_restarts: int = 0
 
     def request(self, protocol: str, signal: str, outcome: str, seconds: float) -> None:
         self.requests[(protocol, signal, outcome)] += 1

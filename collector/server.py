@@ -8,7 +8,6 @@ seconds for requests in flight to be answered.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import time
@@ -24,10 +23,12 @@ from collector.api.context import ApiContext
 from collector.auth import Authenticator
 from collector.config import Config
 from collector.directory import Directory
+from collector.gctune import tune_gc
 from collector.httpapi import make_app
 from collector.identity import IdentityResolver
 from collector.ingest import Admission, Ingest
 from collector.ledger import MemoryLedger
+from collector.planning import LocalPlanner, Planner, WorkerPlanner
 from collector.receivers.grpc import OtlpGrpcReceiver
 from collector.receivers.http import OtlpHttpReceiver
 from collector.selfstats import SelfStats
@@ -61,14 +62,17 @@ class CollectorService:
         cfg = self.config
         directory = Directory.load(cfg.directory) if cfg.directory else Directory()
         self.stats = SelfStats()
-        self.accountant = Accountant(
-            IdentityResolver(directory),
-            AccountingSettings(
-                stream_ttl_ns=cfg.stream_ttl_ns,
-                dedupe_ttl_ns=cfg.dedupe_ttl_ns,
-                max_streams=cfg.max_streams,
-                max_dedupe_keys=cfg.max_dedupe_keys,
-            ),
+        settings = AccountingSettings(
+            stream_ttl_ns=cfg.stream_ttl_ns,
+            dedupe_ttl_ns=cfg.dedupe_ttl_ns,
+            max_streams=cfg.max_streams,
+            max_dedupe_keys=cfg.max_dedupe_keys,
+        )
+        self.accountant = Accountant(IdentityResolver(directory), settings)
+        self.planner: Planner = (
+            WorkerPlanner(cfg.plan_workers, directory, settings, self.stats)
+            if cfg.plan_workers
+            else LocalPlanner(self.accountant)
         )
         self.exposition = ExpositionState(cfg.max_users, cfg.max_label_values, cfg.user_idle_ns)
         self.ledger: StoreLedger | MemoryLedger
@@ -79,7 +83,7 @@ class CollectorService:
             )
         else:
             self.ledger = MemoryLedger(self.accountant, [self.exposition], time.time_ns)
-        self.ingest = Ingest(self.accountant, self.ledger, self.stats)
+        self.ingest = Ingest(self.planner, self.ledger, self.stats)
         self.registry = CollectorRegistry(auto_describe=False)
         self.contract = ContractRenderer(self.exposition)
         self.registry.register(
@@ -114,6 +118,7 @@ class CollectorService:
         self._runners: list[web.AppRunner] = []
         self._grpc_server: aio.Server | None = None
         self._ledger_started = False
+        self._planner_started = False
 
     def api_context(self) -> ApiContext:
         cfg = self.config
@@ -137,6 +142,8 @@ class CollectorService:
                 raise OSError(str(exc)) from exc
             self._ledger_started = True
         await self.store_gauges.start()
+        await self.planner.start()
+        self._planner_started = True
         if self.forwarding is not None:
             # After the store is open and the exposition loaded: totals resume, never reset.
             await self.forwarding.start()
@@ -204,23 +211,9 @@ class CollectorService:
         if self._ledger_started and isinstance(self.ledger, StoreLedger):
             await self.ledger.stop()
             self._ledger_started = False
-
-
-#: Cyclic-GC thresholds for the serving process. Each request allocates thousands of
-#: short-lived, acyclic objects (freed by reference counting), and the defaults (700, 10, 10)
-#: then run a collection every few hundred records and a full one, walking every long-lived
-#: object (exposition series, caches), every few thousand: about a quarter of the CPU per
-#: record in bench/ (docs/performance.md). Cycles are rare here, so collecting less often
-#: costs only a little memory.
-GC_THRESHOLDS = (50_000, 20, 20)
-
-
-def tune_gc() -> None:
-    """Freeze what start-up built (config, loaded state) out of the collector's sight, and
-    collect less often; see GC_THRESHOLDS."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+        if self._planner_started:
+            await self.planner.stop()
+            self._planner_started = False
 
 
 async def serve(config: Config) -> None:

@@ -86,6 +86,18 @@ class SelfCollector(Collector):
         )
         committed.add_metric((), s.store_requests)
         yield committed
+        workers = GaugeMetricFamily(
+            "cc_collector_plan_workers", "Plan worker processes configured (0: in-process)."
+        )
+        workers.add_metric((), s.plan_workers)
+        yield workers
+        restarts = CounterMetricFamily(
+            "cc_collector_plan_worker_restarts",
+            "Plan worker pools replaced because a worker died (its requests were answered "
+            "503 / UNAVAILABLE).",
+        )
+        restarts.add_metric((), s.plan_worker_restarts)
+        yield restarts
         inflight = GaugeMetricFamily("cc_collector_inflight_requests", "Requests being processed.")
         inflight.add_metric((), s.inflight)
         yield inflight

@@ -15,7 +15,7 @@ import grpc
 from grpc import aio
 
 from collector.auth import Authenticator
-from collector.decoding.wire import SIGNAL_TYPES, Signal, encode_response, parse_protobuf
+from collector.decoding.wire import SIGNAL_TYPES, Signal, encode_response
 from collector.errors import GRPC_CODE, ErrorKind, IngestError
 from collector.ingest import Admission, Ingest
 from collector.receivers.status import retry_info, status_message
@@ -59,12 +59,8 @@ class OtlpGrpcReceiver(grpc.GenericRpcHandler):
                         ErrorKind.TOO_LARGE,
                         f"message of {len(raw)} bytes exceeds the limit of {self.max_bytes}",
                     )
-                try:
-                    message = parse_protobuf(signal, raw)
-                except IngestError:
-                    self.ingest.stats.decode_errors[("grpc", signal.value)] += 1
-                    raise
-                result = await self.ingest.export(signal, message, token)
+                plan = await self.ingest.plan("grpc", signal, raw, False, token)
+                result = await self.ingest.export(signal, plan)
             outcome = "partial" if result.rejected else "success"
             body, _ = encode_response(signal, result.rejected, result.message, as_json=False)
             return body

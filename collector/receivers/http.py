@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 
 from collector.auth import Authenticator
-from collector.decoding.wire import Signal, encode_response, gunzip, parse_json, parse_protobuf
+from collector.decoding.wire import Signal, encode_response, gunzip
 from collector.errors import HTTP_STATUS, ErrorKind, IngestError
 from collector.ingest import Admission, Ingest
 from collector.receivers.status import encode_status
@@ -70,8 +70,9 @@ class OtlpHttpReceiver:
         try:
             token = self.auth.authenticate(request.headers.get("Authorization"))
             with self.admission.slot():
-                message = await self._decode(request, signal, as_json)
-                result = await self.ingest.export(signal, message, token)
+                body = await self._read(request, as_json)
+                plan = await self.ingest.plan("http", signal, body, as_json, token)
+                result = await self.ingest.export(signal, plan)
             outcome = "partial" if result.rejected else "success"
             body, content_type = encode_response(signal, result.rejected, result.message, as_json)
             return web.Response(body=body, headers={"Content-Type": content_type})
@@ -84,7 +85,8 @@ class OtlpHttpReceiver:
         finally:
             self.ingest.stats.request("http", signal.value, outcome, time.perf_counter() - started)
 
-    async def _decode(self, request: web.Request, signal: Signal, as_json: bool) -> object:
+    async def _read(self, request: web.Request, as_json: bool) -> bytes:
+        """The body, inflated, after checking its media type and encoding."""
         if as_json and request.content_type != JSON_TYPE:
             raise IngestError(
                 ErrorKind.UNSUPPORTED_MEDIA,
@@ -103,13 +105,7 @@ class OtlpHttpReceiver:
             raise IngestError(
                 ErrorKind.TIMEOUT, f"request body not received within {BODY_TIMEOUT_S:g} s"
             ) from None
-        if encoding == "gzip":
-            body = gunzip(body, self.max_bytes)
-        try:
-            return parse_json(signal, body) if as_json else parse_protobuf(signal, body)
-        except IngestError:
-            self.ingest.stats.decode_errors[("http", signal.value)] += 1
-            raise
+        return gunzip(body, self.max_bytes) if encoding == "gzip" else body
 
     @staticmethod
     def _refuse(error: IngestError, as_json: bool) -> web.Response:
