@@ -658,6 +658,7 @@ class Suite:
                 [
                     *(pyspy, "record", "-p", str(server.pid), "--duration", str(int(seconds))),
                     *("--rate", "200", "--format", "raw", "--threads", "--nonblocking"),
+                    "--subprocesses",
                     *("-o", str(raw)),
                 ],
                 stdout=subprocess.DEVNULL,
@@ -700,10 +701,18 @@ def summarize_profile(text: str) -> dict[str, Any]:
             continue
         n = int(count_text)
         frames = stack.split(";")
+        # With --subprocesses every stack starts with its process (and a child's with its
+        # parent's too): a sample of a plan worker counts as the thread "plan-worker".
+        processes = 0
+        while frames and frames[0].startswith("process "):
+            frames.pop(0)
+            processes += 1
+        if not frames:
+            continue
         thread = frames[0].split(":", 1)[-1].strip() if frames[0].startswith("thread") else "?"
         frames = [_function(f) for f in frames[1:]]
         total += n
-        thread = thread.split("_")[0]
+        thread = "plan-worker" if processes > 1 else thread.split("_")[0]
         threads[thread] += n
         if frames:
             own[frames[-1]] += n

@@ -4,4 +4,7 @@ import sys
 
 from collector.cli import main
 
-sys.exit(main())
+# Guarded: plan workers are spawned processes (collector/planning.py), and a spawned child
+# must not run the command line again when multiprocessing prepares its main module.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal as signals
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -86,8 +88,27 @@ def _init_worker(directory: Directory, settings: AccountingSettings) -> None:
     # Ctrl-C in a terminal signals the whole process group: the serving process decides
     # when its workers stop (it shuts the pool down), not the terminal.
     signals.signal(signals.SIGINT, signals.SIG_IGN)
+    _exit_with_parent()
     _WORKER_ACCOUNTANT = Accountant(IdentityResolver(directory), settings)
     tune_gc()
+
+
+def _exit_with_parent() -> None:
+    """End this worker as soon as the serving process is gone, however it ended.
+
+    A pool worker otherwise waits forever on its call queue when the serving process is
+    killed (`kill -9`, the OOM killer): the queue's pipe is shared with the worker itself, so
+    it never reads end-of-file, and the orphan would hold its memory until reboot.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _plan_in_worker(

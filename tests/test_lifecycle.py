@@ -88,6 +88,51 @@ def test_sigterm_finishes_in_flight_request_refuses_new_ones_and_exits_0(tmp_pat
     assert "Traceback" not in output
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_plan_workers_do_not_outlive_a_killed_collector(tmp_path: Path) -> None:
+    """`kill -9` (or the OOM killer) gives the collector no chance to stop its workers: they
+    must notice on their own and exit, not linger as orphans holding memory."""
+    grpc_port, http_port, metrics_port = free_ports(3)
+    config = write_config(tmp_path / "config.yaml", grpc_port, http_port, metrics_port)
+    config.write_text(config.read_text() + "processors:\n  claude_code:\n    workers: 2\n")
+    log = tmp_path / "collector.log"
+    base = f"http://127.0.0.1:{metrics_port}"
+    with serve(["--config", str(config)], log) as proc:
+        wait_for(lambda: http_status(base + "/readyz") == 200, "/readyz 200", proc, log)
+        children = _children(proc.pid)
+        workers = [
+            pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(workers) == 2, children
+        assert total(scrape(base + "/metrics"), "cc_collector_plan_workers") == 2
+        proc.kill()
+        proc.wait(timeout=30)
+        wait_for(
+            lambda: not any(_running(pid) for pid in children),
+            "the collector's child processes to exit",
+        )
+
+
 def test_sigint_also_stops_gracefully(tmp_path: Path) -> None:
     ports = free_ports(3)
     config = write_config(tmp_path / "config.yaml", *ports)
