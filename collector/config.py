@@ -30,7 +30,10 @@ def auto_plan_workers(cpus: int | None = None) -> int:
     """`workers: auto`: one plan worker per core beyond the serving process's own, at most
     two (the serving process itself tops out at about one core: docs/performance.md), none
     on a single core, where a worker would only add the cost of handing plans over."""
-    cpus = cpus if cpus is not None else len(os.sched_getaffinity(0))
+    if cpus is None:
+        # The cores this process may use (a cpuset, taskset); all of them where unknown.
+        affinity = getattr(os, "sched_getaffinity", None)
+        cpus = len(affinity(0)) if affinity else os.cpu_count() or 1
     return max(0, min(2, cpus - 1))
 
 

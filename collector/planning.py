@@ -154,14 +154,20 @@ class WorkerPlanner:
         )
 
     async def start(self) -> None:
-        """Start every worker now, so the first requests do not wait for interpreters to
-        start, and a worker that cannot start fails the collector's start-up."""
+        """Start the workers now (one call per worker spawns them all), so the first requests
+        do not wait for interpreters to start, and a worker that cannot start fails the
+        collector's start-up with a readable error (OSError, like a busy port)."""
         self._pool = self._new_pool()
         loop = asyncio.get_running_loop()
-        pids = await asyncio.gather(
-            *(loop.run_in_executor(self._pool, _ready) for _ in range(self.workers))
-        )
-        log.info("%d plan worker(s) started (pids %s)", self.workers, sorted(set(pids)))
+        try:
+            await asyncio.gather(
+                *(loop.run_in_executor(self._pool, _ready) for _ in range(self.workers))
+            )
+        except BrokenProcessPool as exc:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise OSError(f"cannot start the plan workers: {exc}") from exc
+        log.info("%d plan worker(s) started (pids %s)", self.workers, self.pids())
 
     def pids(self) -> list[int]:
         """Process ids of the running workers."""

@@ -7,6 +7,7 @@ every refusal with its status and message. And a worker that dies costs only a r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -16,6 +17,10 @@ import urllib.request
 import grpc
 import pytest
 
+from collector.accounting.engine import AccountingSettings
+from collector.directory import Directory
+from collector.planning import WorkerPlanner
+from collector.selfstats import SelfStats
 from tests.harness import RunningCollector, make_config, running_collector
 from tests.replay import CASES, captured, replay, send_http
 
@@ -128,3 +133,21 @@ def _counted_contract(collector: RunningCollector) -> dict:
         if key[0].startswith("claude_code_")
         and key[0] != "claude_code_user_last_seen_timestamp_seconds"
     }
+
+
+def _explode() -> Directory:
+    raise RuntimeError("this directory cannot be loaded in a worker")
+
+
+class _UnloadableDirectory(Directory):
+    """Unpickles by raising, in the worker: a worker that cannot start."""
+
+    def __reduce__(self) -> tuple:
+        return (_explode, ())
+
+
+def test_workers_that_cannot_start_fail_start_up_readably() -> None:
+    planner = WorkerPlanner(1, _UnloadableDirectory(), AccountingSettings(), SelfStats())
+    with pytest.raises(OSError, match="cannot start the plan workers"):
+        asyncio.run(planner.start())
+    assert planner.pids() == []
