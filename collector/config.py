@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -26,14 +27,32 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
 
 
-def auto_plan_workers(cpus: int | None = None) -> int:
+#: cgroup v2 CPU quota of this process's container (`docker run --cpus`, compose `cpus:`).
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def cpu_quota(cpu_max: Path = CGROUP_CPU_MAX) -> float | None:
+    """Cores a cgroup v2 CPU quota allows (`150000 100000` is 1.5), or None without one."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def auto_plan_workers(cpus: int | None = None, cpu_max: Path = CGROUP_CPU_MAX) -> int:
     """`workers: auto`: one plan worker per core beyond the serving process's own, at most
     two (the serving process itself tops out at about one core: docs/performance.md), none
-    on a single core, where a worker would only add the cost of handing plans over."""
+    on a single core, where a worker would only add the cost of handing plans over.
+
+    The cores are those this process may run on (cpuset, taskset), fewer if a container's
+    CPU quota allows fewer (rounded up: 1.5 cores leave room for a worker)."""
     if cpus is None:
-        # The cores this process may use (a cpuset, taskset); all of them where unknown.
         affinity = getattr(os, "sched_getaffinity", None)
         cpus = len(affinity(0)) if affinity else os.cpu_count() or 1
+        quota = cpu_quota(cpu_max)
+        if quota is not None:
+            cpus = min(cpus, max(1, math.ceil(quota)))
     return max(0, min(2, cpus - 1))
 
 
