@@ -4,8 +4,9 @@ Why workers: the serving process runs the receivers and the store's group commit
 threads share one interpreter lock, so it uses one core however many the machine has. Parsing,
 decoding and planning a request are pure functions of its bytes, the ingest token and the
 (static) directory, and about half of the CPU a record costs (docs/performance.md). With
-`processors.claude_code.workers` > 0 they run in that many child processes, and the serving
-process receives each plan as compact bytes (accounting/plancodec.py, ~2 µs per record to read
+`processors.claude_code.workers` > 0 they run in that many child processes for bodies of
+`WORKER_MIN_BYTES` or more (a handover has a fixed cost), and the serving process receives
+each plan as compact bytes (accounting/plancodec.py, ~2 µs per record to read
 back). Everything that decides (resolving against state, the store transaction, the
 acknowledgement) stays in the serving process, in arrival order as before.
 
@@ -43,6 +44,13 @@ log = logging.getLogger("cc_collector.planning")
 
 #: seconds a client is asked to wait when its request's worker died.
 WORKER_RETRY_AFTER_S = 1
+#: Bodies smaller than this are planned in the serving process even with workers. Handing a
+#: request to a worker costs the serving process about half a millisecond of CPU whatever its
+#: size (the pool's queues, threads and pickling), about what planning ~25 records costs; a
+#: Claude Code process sending straight to the collector exports a few records at a time, and
+#: for those a worker would only add CPU and latency (docs/performance.md, "Plan workers").
+#: A gateway's batches (hundreds of records, ~200 KiB) go to the workers.
+WORKER_MIN_BYTES = 32 * 1024
 
 #: A traces request only counts its spans: the number, instead of a plan.
 Planned = Plan | int
@@ -61,7 +69,7 @@ def plan_body(
 
 
 class LocalPlanner:
-    """Plans on the event loop: one process does everything (`workers: 0`)."""
+    """Plans on the event loop: everything with `workers: 0`, small bodies otherwise."""
 
     def __init__(self, accountant: Accountant) -> None:
         self.accountant = accountant
@@ -134,15 +142,24 @@ def _ready() -> int:
 
 
 class WorkerPlanner:
-    """Plans in `workers` child processes (spawned: the serving process has threads)."""
+    """Plans bodies of `min_bytes` or more in `workers` child processes (spawned: the serving
+    process has threads), smaller ones with `local`, in the serving process."""
 
     def __init__(
-        self, workers: int, directory: Directory, settings: AccountingSettings, stats: SelfStats
+        self,
+        workers: int,
+        directory: Directory,
+        settings: AccountingSettings,
+        stats: SelfStats,
+        local: LocalPlanner,
+        min_bytes: int = WORKER_MIN_BYTES,
     ) -> None:
         self.workers = workers
         self._initargs = (directory, settings)
         self._pool: ProcessPoolExecutor | None = None
         self.stats = stats
+        self.local = local
+        self.min_bytes = min_bytes
         stats.plan_workers = workers
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -177,6 +194,8 @@ class WorkerPlanner:
     async def plan(
         self, signal: Signal, body: bytes, as_json: bool, token: TokenIdentity | None
     ) -> Planned:
+        if len(body) < self.min_bytes:
+            return await self.local.plan(signal, body, as_json, token)
         pool = self._pool
         if pool is None:
             raise IngestError(ErrorKind.UNAVAILABLE, "collector is stopping", WORKER_RETRY_AFTER_S)

@@ -69,10 +69,11 @@ class CollectorService:
             max_dedupe_keys=cfg.max_dedupe_keys,
         )
         self.accountant = Accountant(IdentityResolver(directory), settings)
+        local = LocalPlanner(self.accountant)
         self.planner: Planner = (
-            WorkerPlanner(cfg.plan_workers, directory, settings, self.stats)
+            WorkerPlanner(cfg.plan_workers, directory, settings, self.stats, local)
             if cfg.plan_workers
-            else LocalPlanner(self.accountant)
+            else local
         )
         self.exposition = ExpositionState(cfg.max_users, cfg.max_label_values, cfg.user_idle_ns)
         self.ledger: StoreLedger | MemoryLedger

@@ -13,13 +13,16 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 import pytest
 
-from collector.accounting.engine import AccountingSettings
+from collector.accounting.engine import Accountant, AccountingSettings
 from collector.directory import Directory
-from collector.planning import WorkerPlanner
+from collector.identity import IdentityResolver
+from collector.planning import LocalPlanner, WorkerPlanner
 from collector.selfstats import SelfStats
 from tests.harness import RunningCollector, make_config, running_collector
 from tests.replay import CASES, captured, replay, send_http
@@ -27,6 +30,16 @@ from tests.replay import CASES, captured, replay, send_http
 
 def _workers(n: int):
     return make_config({"processors": {"claude_code": {"workers": n}}})
+
+
+@contextmanager
+def _collector(workers: int) -> Iterator[RunningCollector]:
+    """A collector with `workers`, every body planned by a worker however small (the captured
+    requests are a few KiB, below WORKER_MIN_BYTES)."""
+    with running_collector(_workers(workers)) as collector:
+        if workers:
+            collector.call(setattr, collector.service.planner, "min_bytes", 0)
+        yield collector
 
 
 def _counted(collector: RunningCollector) -> dict:
@@ -43,7 +56,7 @@ def _counted(collector: RunningCollector) -> dict:
 def test_workers_count_exactly_what_one_process_counts(case: str) -> None:
     results = {}
     for workers in (0, 2):
-        with running_collector(_workers(workers)) as collector:
+        with _collector(workers) as collector:
             assert collector.total("cc_collector_plan_workers") == workers
             statuses = replay(case, collector)
             assert all(s in (200, grpc.StatusCode.OK) for s in statuses), statuses
@@ -73,7 +86,7 @@ def test_a_malformed_body_gets_the_same_answer_from_a_worker(
 ) -> None:
     answers = {}
     for workers in (0, 1):
-        with running_collector(_workers(workers)) as collector:
+        with _collector(workers) as collector:
             status, text, _ = _post(collector.http_base, "/v1/metrics", body, content_type)
             assert collector.total("cc_collector_decode_errors_total", protocol="http") == 1
             # Good data after it is still counted.
@@ -100,12 +113,12 @@ def _wait_gone(pid: int) -> None:
 
 def test_a_killed_worker_costs_a_retry_and_nothing_is_lost_or_doubled() -> None:
     items = [c for c in captured("http-protobuf") if c.signal != "traces"]
-    with running_collector(_workers(1)) as reference_collector:
+    with _collector(1) as reference_collector:
         for item in items:
             assert send_http(reference_collector.http_base, item) == 200
         want = _counted_contract(reference_collector)
 
-    with running_collector(_workers(1)) as collector:
+    with _collector(1) as collector:
         planner = collector.service.planner
         first = planner.pids()
         assert len(first) == 1 and first[0] != os.getpid()
@@ -124,6 +137,27 @@ def test_a_killed_worker_costs_a_retry_and_nothing_is_lost_or_doubled() -> None:
         assert planner.pids() and planner.pids() != first
         assert collector.total("cc_collector_plan_worker_restarts_total") == 1
         assert _counted_contract(collector) == want
+
+
+def test_small_bodies_are_planned_in_the_serving_process() -> None:
+    """Below WORKER_MIN_BYTES a handover would cost more than planning: such a request never
+    reaches a worker, so even a dead worker does not fail it."""
+    item = next(c for c in captured("http-protobuf") if c.signal == "metrics")
+    with running_collector(_workers(1)) as collector:
+        planner = collector.service.planner
+        assert len(item.body) < planner.min_bytes
+        (pid,) = planner.pids()
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid)
+        assert send_http(collector.http_base, item) == 200
+        assert collector.total("cc_collector_plan_worker_restarts_total") == 0
+        # The same body, now at the threshold: it goes to the (dead) worker.
+        collector.call(setattr, planner, "min_bytes", len(item.body))
+        status, _, _ = _post(
+            collector.http_base, "/v1/metrics", item.body, "application/x-protobuf"
+        )
+        assert status == 503
+        assert collector.total("cc_collector_plan_worker_restarts_total") == 1
 
 
 def _counted_contract(collector: RunningCollector) -> dict:
@@ -147,7 +181,8 @@ class _UnloadableDirectory(Directory):
 
 
 def test_workers_that_cannot_start_fail_start_up_readably() -> None:
-    planner = WorkerPlanner(1, _UnloadableDirectory(), AccountingSettings(), SelfStats())
+    local = LocalPlanner(Accountant(IdentityResolver()))
+    planner = WorkerPlanner(1, _UnloadableDirectory(), AccountingSettings(), SelfStats(), local)
     with pytest.raises(OSError, match="cannot start the plan workers"):
         asyncio.run(planner.start())
     assert planner.pids() == []
