@@ -15,14 +15,18 @@ from collector.accounting.streams import Outcome, Row, cumulative_step
 
 #: The row stored for a seen delta point or event: only its presence matters.
 SEEN: Row = (1, 0)
+_CUMULATIVE_BYTE = CUMULATIVE[0]
 
 
 def resolve(plan: Plan, rows: dict[bytes, Row | None]) -> tuple[Accounted, dict[bytes, Row]]:
     out = Accounted(ignored=plan.ignored, rejected=plan.rejected)
     changed: dict[bytes, Row] = {}
+    append = out.increments.append
+    seen = out.seen
+    last_identity = None
     for claim in plan.claims:
         row = rows.get(claim.guard)
-        if claim.guard[:1] == CUMULATIVE:
+        if claim.guard[0] == _CUMULATIVE_BYTE:
             amount, outcome, new = cumulative_step(row, claim.time_ns, claim.value)
         elif row is None:
             amount, outcome, new = claim.value, Outcome.COUNTED, SEEN
@@ -37,8 +41,12 @@ def resolve(plan: Plan, rows: dict[bytes, Row | None]) -> tuple[Accounted, dict[
             out.stale += 1
             continue
         out.accepted += 1
-        out.seen.add(claim.identity)
-        out.observations.extend(claim.observations)
+        identity = claim.identity
+        if identity is not last_identity:  # claims of one resource share it: hash it once
+            seen.add(identity)
+            last_identity = identity
+        if claim.observations:
+            out.observations.extend(claim.observations)
         for effect in claim.effects:
             n = amount if effect.fixed is None else effect.fixed
             if not n:
@@ -49,9 +57,7 @@ def resolve(plan: Plan, rows: dict[bytes, Row | None]) -> tuple[Accounted, dict[
                 changed[key] = rows[key]  # type: ignore[assignment]
                 if not n:
                     continue
-            out.increments.append(
-                Increment(
-                    effect.metric, claim.identity, effect.labels, n, claim.session, claim.time_ns
-                )
+            append(
+                Increment(effect.metric, identity, effect.labels, n, claim.session, claim.time_ns)
             )
     return out, changed

@@ -36,9 +36,6 @@ class Retention:
     stream_ttl_ns: int
     dedupe_ttl_ns: int
 
-    def expires(self, key: bytes, now_ns: int) -> int:
-        return now_ns + (self.stream_ttl_ns if key[:1] == CUMULATIVE else self.dedupe_ttl_ns)
-
 
 _DAY_NS = 86_400 * 10**9
 
@@ -64,7 +61,12 @@ def commit_group(
         accounted, plan_changed = resolve(plan, rows)
         changed.update(plan_changed)
         results.append(accounted)
-    db.store_state((key, a, b, retention.expires(key, now_ns)) for key, (a, b) in changed.items())
+    stream_expiry = now_ns + retention.stream_ttl_ns
+    dedupe_expiry = now_ns + retention.dedupe_ttl_ns
+    db.store_state(
+        (key, a, b, stream_expiry if key[0] == _CUMULATIVE_BYTE else dedupe_expiry)
+        for key, (a, b) in changed.items()
+    )
     increments = [inc for accounted in results for inc in accounted.increments]
     _usage_daily(db, increments, now_ns)
     _sessions(db, increments)
@@ -99,12 +101,9 @@ def _usage_daily(db: Backend, increments: Iterable[Increment], now_ns: int) -> N
     )
 
 
-_SESSION_COLUMNS = {
-    c.COST.name: "cost_nano",
-    c.TOKENS.name: "tokens",
-    c.PROMPTS.name: "prompts",
-    c.API_REQUESTS.name: "api_requests",
-}
+#: where an increment of these metrics adds in a session row (see `_sessions`).
+_SESSION_INDEX = {c.COST.name: 6, c.TOKENS.name: 7, c.PROMPTS.name: 10, c.API_REQUESTS.name: 11}
+_CUMULATIVE_BYTE = CUMULATIVE[0]
 
 
 def _sessions(db: Backend, increments: Iterable[Increment]) -> None:
@@ -132,9 +131,8 @@ def _sessions(db: Backend, increments: Iterable[Increment]) -> None:
             ]
         row[4] = min(row[4], inc.time_ns)  # type: ignore[call-overload]
         row[5] = max(row[5], inc.time_ns)  # type: ignore[call-overload]
-        column = _SESSION_COLUMNS.get(inc.metric.name)
-        if column is not None:
-            index = {"cost_nano": 6, "tokens": 7, "prompts": 10, "api_requests": 11}[column]
+        index = _SESSION_INDEX.get(inc.metric.name)
+        if index is not None:
             row[index] += inc.amount  # type: ignore[operator]
         elif inc.metric is c.LINES:
             row[8 if inc.labels == ("added",) else 9] += inc.amount  # type: ignore[operator]
