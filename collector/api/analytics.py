@@ -321,8 +321,7 @@ async def usage_report(request: web.Request) -> web.Response:
     if q.page is not None:
         boundary, after = decode_cursor(q.page, q.scope)
     else:
-        first, last = q.first.isoformat(), q.last.isoformat()
-        boundary = await context.read(lambda db: data_boundary(db, first, last))
+        boundary = await context.read(data_boundary)
         after = None
     rows, has_more = await read_rows(context, q, boundary, after)
     next_page = None
