@@ -25,6 +25,8 @@ EVENT = b"E"  # an event already counted: its dedupe key
 CUMULATIVE = b"C"  # last (time, value) of a cumulative stream: (stream, start)
 SPEND = b"S"  # (metrics total, events total) of one session's cost or tokens
 SESSION = b"N"  # (metrics total, events total) of one session's existence
+#: a key's first byte, as `key[0]` gives it: comparing ints allocates nothing on the hot path.
+CUMULATIVE_KIND = CUMULATIVE[0]
 
 #: kind -> the name used in self metrics (`cc_collector_tracked_state{kind}`).
 KIND_NAMES: dict[bytes, str] = {

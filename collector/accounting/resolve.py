@@ -8,14 +8,13 @@ too.
 
 from __future__ import annotations
 
-from collector.accounting.claims import CUMULATIVE, Plan
+from collector.accounting.claims import CUMULATIVE_KIND, Plan
 from collector.accounting.highwater import highwater_step
 from collector.accounting.records import Accounted, Increment
 from collector.accounting.streams import Outcome, Row, cumulative_step
 
 #: The row stored for a seen delta point or event: only its presence matters.
 SEEN: Row = (1, 0)
-_CUMULATIVE_BYTE = CUMULATIVE[0]
 
 
 def resolve(plan: Plan, rows: dict[bytes, Row | None]) -> tuple[Accounted, dict[bytes, Row]]:
@@ -26,7 +25,7 @@ def resolve(plan: Plan, rows: dict[bytes, Row | None]) -> tuple[Accounted, dict[
     last_identity = None
     for claim in plan.claims:
         row = rows.get(claim.guard)
-        if claim.guard[0] == _CUMULATIVE_BYTE:
+        if claim.guard[0] == CUMULATIVE_KIND:
             amount, outcome, new = cumulative_step(row, claim.time_ns, claim.value)
         elif row is None:
             amount, outcome, new = claim.value, Outcome.COUNTED, SEEN

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from collector import contract as c
-from collector.accounting.claims import CUMULATIVE, Plan
+from collector.accounting.claims import CUMULATIVE_KIND, Plan
 from collector.accounting.records import Accounted, Increment
 from collector.accounting.resolve import resolve
 from exporters.prometheus import series_deltas
@@ -64,7 +64,7 @@ def commit_group(
     stream_expiry = now_ns + retention.stream_ttl_ns
     dedupe_expiry = now_ns + retention.dedupe_ttl_ns
     db.store_state(
-        (key, a, b, stream_expiry if key[0] == _CUMULATIVE_BYTE else dedupe_expiry)
+        (key, a, b, stream_expiry if key[0] == CUMULATIVE_KIND else dedupe_expiry)
         for key, (a, b) in changed.items()
     )
     increments = [inc for accounted in results for inc in accounted.increments]
@@ -103,7 +103,6 @@ def _usage_daily(db: Backend, increments: Iterable[Increment], now_ns: int) -> N
 
 #: where an increment of these metrics adds in a session row (see `_sessions`).
 _SESSION_INDEX = {c.COST.name: 6, c.TOKENS.name: 7, c.PROMPTS.name: 10, c.API_REQUESTS.name: 11}
-_CUMULATIVE_BYTE = CUMULATIVE[0]
 
 
 def _sessions(db: Backend, increments: Iterable[Increment]) -> None:
