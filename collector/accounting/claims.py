@@ -28,6 +28,33 @@ SESSION = b"N"  # (metrics total, events total) of one session's existence
 #: a key's first byte, as `key[0]` gives it: comparing ints allocates nothing on the hot path.
 CUMULATIVE_KIND = CUMULATIVE[0]
 
+#: the kinds whose keys are `dedupe_key`s, as `key[0]` gives them.
+DEDUPE_KINDS = frozenset({DELTA[0], EVENT[0]})
+#: bytes of the time prefix of a `dedupe_key`: whole seconds, big-endian (2^40 s is year 36812).
+TIME_BYTES = 5
+_MAX_SECOND = 2 ** (8 * TIME_BYTES) - 1
+
+
+def dedupe_key(kind: bytes, time_ns: int, digest: bytes) -> bytes:
+    """The key of a delta point or event: kind, the record's own second, then its digest.
+
+    Why the time prefix: a store keeps these keys in a B-tree, and digests alone land on a
+    random page each, so every new record dirtied a page of its own (written to the WAL and
+    checkpointed). Live traffic's timestamps trail the clock by seconds, so with the prefix
+    the keys of one transaction land on a few adjacent pages (docs/performance.md,
+    "Time-ordered dedupe keys"). A retried or re-sent record carries the same timestamp, so it
+    still meets its key; what changes is that one `request_id` (or `tool_use_id`) arriving
+    with two different timestamps is two events (docs/accounting.md, "Deduplication").
+    """
+    second = min(max(time_ns // 1_000_000_000, 0), _MAX_SECOND)
+    return kind + second.to_bytes(TIME_BYTES, "big") + digest
+
+
+def legacy_dedupe_key(key: bytes) -> bytes:
+    """The same key as schema versions before 4 stored it (kind + digest, no time)."""
+    return key[:1] + key[1 + TIME_BYTES :]
+
+
 #: kind -> the name used in self metrics (`cc_collector_tracked_state{kind}`).
 KIND_NAMES: dict[bytes, str] = {
     CUMULATIVE: "cumulative_streams",

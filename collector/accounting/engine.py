@@ -24,6 +24,7 @@ from collector.accounting.claims import (
     Claim,
     Effect,
     Plan,
+    dedupe_key,
 )
 from collector.accounting.highwater import Source
 from collector.accounting.memory import MemoryState
@@ -65,8 +66,12 @@ def token_type(raw: str | None) -> str:
     return _CAMEL.sub("_", raw).lower() if raw else "unknown"
 
 
+def _digest(*parts: object) -> bytes:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
+
+
 def _key(kind: bytes, *parts: object) -> bytes:
-    return kind + hashlib.blake2b(repr(parts).encode(), digest_size=16).digest()
+    return kind + _digest(*parts)
 
 
 _SHARED_KEYS: dict[tuple[object, ...], bytes] = {}
@@ -172,7 +177,8 @@ class Accountant:
         for point in batch.points:
             identity = self.resolver.resolve(point.attributes, token)
             if point.temporality == Temporality.DELTA:
-                guard = _key(DELTA, point.stream, point.start_ns, point.time_ns)
+                digest = _digest(point.stream, point.start_ns, point.time_ns)
+                guard = dedupe_key(DELTA, point.time_ns, digest)
             else:
                 guard = _key(CUMULATIVE, point.stream, point.start_ns)
             plan.claims.append(
@@ -228,7 +234,7 @@ class Accountant:
             owner = _owner(attrs, identity)
             session = owner[1]
             claim = Claim(
-                guard=EVENT + event_key(event),
+                guard=dedupe_key(EVENT, event.time_ns, event_key(event)),
                 time_ns=event.time_ns,
                 value=1,
                 identity=identity,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from collector.accounting.claims import CUMULATIVE, KIND_NAMES
+from collector.accounting.claims import CUMULATIVE, DEDUPE_KINDS, KIND_NAMES
 from collector.accounting.generations import GenerationalMap
 from collector.accounting.streams import Row
 
@@ -20,7 +20,7 @@ class MemoryState:
         for kind in KIND_NAMES:
             if kind == CUMULATIVE:
                 self.maps[kind] = GenerationalMap(stream_ttl_ns, max_streams)
-            elif kind in (b"D", b"E"):
+            elif kind[0] in DEDUPE_KINDS:
                 self.maps[kind] = GenerationalMap(dedupe_ttl_ns, max_dedupe_keys)
             else:
                 self.maps[kind] = GenerationalMap(dedupe_ttl_ns, max_streams)

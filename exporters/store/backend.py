@@ -71,7 +71,27 @@ class Backend:
         raise NotImplementedError
 
     def fetch_state(self, keys: Iterable[bytes]) -> dict[bytes, Row | None]:
+        """The state rows of `keys` (None: absent), locked until the transaction ends."""
         raise NotImplementedError
+
+    def peek_state(self, keys: Iterable[bytes]) -> dict[bytes, Row | None]:
+        """The state rows of `keys` (None: absent), without locking them."""
+        wanted = list(keys)
+        found: dict[bytes, Row | None] = dict.fromkeys(wanted)
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, a, b in self.query(
+                f"SELECT key, a, b FROM acc_state WHERE key IN ({marks}) AND expires_at <> -1",
+                chunk,
+            ):
+                found[bytes(key)] = (a, b)
+        return found
+
+    def legacy_dedupe_until(self) -> int:
+        """`store_meta`'s legacy_dedupe_until_ns (see schema version 4)."""
+        rows = self.query("SELECT value FROM store_meta WHERE name = 'legacy_dedupe_until_ns'")
+        return int(rows[0][0]) if rows else 0
 
     def store_state(self, rows: Iterable[tuple[bytes, int, int, int]]) -> None:
         self.executemany(
@@ -133,16 +153,8 @@ class SqliteBackend(Backend):
             raise StoreError(f"SQLite: {exc}") from exc
 
     def fetch_state(self, keys: Iterable[bytes]) -> dict[bytes, Row | None]:
-        wanted = list(keys)
-        found: dict[bytes, Row | None] = dict.fromkeys(wanted)
-        for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for key, a, b in self.query(
-                f"SELECT key, a, b FROM acc_state WHERE key IN ({marks})", chunk
-            ):
-                found[bytes(key)] = (a, b)
-        return found
+        # BEGIN IMMEDIATE holds the database's write lock: reading is locking.
+        return self.peek_state(keys)
 
 
 class PostgresBackend(Backend):

@@ -13,6 +13,7 @@ If the transaction fails, every request of the group gets `StoreError` and is an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -69,6 +70,10 @@ class StoreLedger:
         self._db = await self._run(Backend.open, self.target)
         version = await self._run(self._db.migrate)
         log.info("store %s at schema version %d", self._db.dialect.name, version)
+        legacy = await self._run(self._db.transaction, Backend.legacy_dedupe_until)
+        if legacy > self.clock():
+            log.info("legacy dedupe keys are looked up too, until %d (ns)", legacy)
+        self.retention = dataclasses.replace(self.retention, legacy_dedupe_until_ns=legacy)
         self._exposition = exposition
         if exposition is not None:
             series, seen = await self._run(self._db.transaction, self._load_exposition)

@@ -20,11 +20,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from collector import contract as c
-from collector.accounting.claims import CUMULATIVE_KIND, Plan
+from collector.accounting.claims import (
+    CUMULATIVE_KIND,
+    DEDUPE_KINDS,
+    Plan,
+    legacy_dedupe_key,
+)
 from collector.accounting.records import Accounted, Increment
 from collector.accounting.resolve import resolve
 from exporters.prometheus import series_deltas
-from exporters.store.backend import Backend
+from exporters.store.backend import Backend, Row
 
 LABEL_SEP = "\x1f"
 #: joins the parts of an exposition series (exporters.prometheus.Series) into one column.
@@ -35,6 +40,9 @@ SERIES_SEP = "\x1e"
 class Retention:
     stream_ttl_ns: int
     dedupe_ttl_ns: int
+    #: until when dedupe keys of the form before schema version 4 may still be stored (the
+    #: store's `store_meta`, read at start); 0 for a store that never had any.
+    legacy_dedupe_until_ns: int = 0
 
 
 _DAY_NS = 86_400 * 10**9
@@ -55,6 +63,8 @@ def commit_group(
 ) -> list[Accounted]:
     """The body of the transaction; `db` is inside it (see Backend.transaction)."""
     rows = db.fetch_state(set().union(*(plan.keys() for plan in plans)))
+    if now_ns < retention.legacy_dedupe_until_ns:
+        _legacy_duplicates(db, rows)
     results: list[Accounted] = []
     changed: dict[bytes, tuple[int, int]] = {}
     for plan in plans:
@@ -73,6 +83,23 @@ def commit_group(
     _actors(db, results, now_ns)
     _exposition(db, results, now_ns, replica)
     return results
+
+
+def _legacy_duplicates(db: Backend, rows: dict[bytes, Row | None]) -> None:
+    """Count a new-form dedupe key as present when its legacy form (kind + digest) is stored.
+
+    Only for a store upgraded from before schema version 4, until the last legacy key expires:
+    a client retrying across the upgrade must still get a duplicate. Legacy rows are never
+    written again, so they are read without locking them.
+    """
+    legacy = {
+        legacy_dedupe_key(key): key
+        for key, row in rows.items()
+        if row is None and key[0] in DEDUPE_KINDS
+    }
+    for old, row in db.peek_state(legacy).items():
+        if row is not None:
+            rows[legacy[old]] = row
 
 
 def _usage_daily(db: Backend, increments: Iterable[Increment], now_ns: int) -> None:

@@ -18,6 +18,10 @@ class Dialect:
     greatest: str
     least: str
 
+    def blob_literal(self, data: bytes) -> str:
+        """A bytes constant in SQL text (migrations take no parameters)."""
+        return f"X'{data.hex()}'" if self.name == "sqlite" else f"'\\x{data.hex()}'::bytea"
+
     def sql(self, statement: str) -> str:
         """Our statements use `?` placeholders; psycopg wants `%s`."""
         return statement if self.name == "sqlite" else statement.replace("?", "%s")
@@ -118,4 +122,17 @@ def migrations(d: Dialect) -> list[list[str]]:
         # (exporters/store/analytics_queries.py). `created_ns` is written once per new row, so
         # this index costs an insert per new daily row, not per increment.
         ["CREATE INDEX usage_daily_created ON usage_daily (created_ns)"],
+        # 4: dedupe keys of delta points and events start with the record's own second
+        # (claims.dedupe_key); the keys stored before, 17 bytes of kind + digest, are still
+        # looked up until the last of them expires (ledger.commit_group), so a retry that
+        # spans the upgrade is still a duplicate. `store_meta` holds when that is.
+        [
+            """CREATE TABLE store_meta (
+                name TEXT PRIMARY KEY,
+                value BIGINT NOT NULL)""",
+            f"""INSERT INTO store_meta (name, value)
+                SELECT 'legacy_dedupe_until_ns', COALESCE(MAX(expires_at), 0) FROM acc_state
+                WHERE length(key) = 17
+                AND key >= {d.blob_literal(b"D")} AND key < {d.blob_literal(b"F")}""",
+        ],
     ]

@@ -52,8 +52,8 @@ def _metric(out: Accounted, metric: c.Metric) -> Counter:
 
 def test_api_request_deduplicated_by_request_id() -> None:
     first = api_request("req_1", time_ns=T0, input_tokens=100, sequence=5)
-    # a retry re-sends it; even with another sequence/timestamp it is the same request
-    again = api_request("req_1", time_ns=T0 + SECOND, input_tokens=100, sequence=9)
+    # a retry re-sends it with its own timestamp; other attributes do not matter
+    again = api_request("req_1", time_ns=T0, input_tokens=100, sequence=9)
     other = api_request("req_2", time_ns=T0, input_tokens=7, sequence=5)
     out = _account(first, again, other)
     assert (out.accepted, out.duplicate) == (2, 1)
@@ -61,12 +61,24 @@ def test_api_request_deduplicated_by_request_id() -> None:
     assert _metric(out, c.TOKENS)[(MODEL, "input")] == 107
 
 
+def test_request_id_at_another_second_is_another_event() -> None:
+    """Dedupe keys start with the record's second (ADR 0008): the same id sent with another
+    timestamp is no retry, and counts; within one second the timestamp does not matter."""
+    out = _account(
+        api_request("req_1", time_ns=T0, input_tokens=100),
+        api_request("req_1", time_ns=T0 + SECOND, input_tokens=100),
+        api_request("req_1", time_ns=T0 + SECOND + 1, input_tokens=100),
+    )
+    assert (out.accepted, out.duplicate) == (2, 1)
+    assert _metric(out, c.TOKENS)[(MODEL, "input")] == 200
+
+
 def test_api_error_deduplicated_by_request_id_apart_from_api_request() -> None:
     error = {"request_id": "req_1", "model": MODEL, "status_code": 529, "error": "overloaded"}
     out = _account(
         api_request("req_1", time_ns=T0),
         event("api_error", error, time_ns=T0, sequence=1),
-        event("api_error", error, time_ns=T0 + SECOND, sequence=2),
+        event("api_error", error, time_ns=T0, sequence=2),
     )
     assert (out.accepted, out.duplicate) == (2, 1)
     assert _metric(out, c.API_ERRORS) == Counter({(MODEL, "529"): 1})
@@ -80,7 +92,7 @@ def test_tool_events_deduplicated_by_tool_use_id_and_name() -> None:
     out = _account(
         event("tool_decision", decision, time_ns=T0, sequence=7),
         event("tool_result", result, time_ns=T0, sequence=8),  # same id, other name: kept
-        event("tool_result", result, time_ns=T0 + SECOND, sequence=10),  # retry: dropped
+        event("tool_result", result, time_ns=T0, sequence=10),  # retry: dropped
         event("tool_result", {**result, "tool_use_id": "toolu_2"}, time_ns=T0, sequence=8),
     )
     assert (out.accepted, out.duplicate) == (3, 1)
