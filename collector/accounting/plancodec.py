@@ -13,7 +13,8 @@ wrote it (the workers are our own child processes), which is what its format pro
 from __future__ import annotations
 
 import marshal
-from dataclasses import astuple
+from operator import attrgetter
+from dataclasses import fields
 from typing import Any
 
 from collector import contract as c
@@ -28,6 +29,9 @@ METRICS: dict[str, c.Metric] = {m.name: m for m in (*c.COUNTERS, *c.HISTOGRAMS)}
 #: Source by value, without the enum's (slow) call lookup.
 _SOURCES: dict[int, Source] = {int(s): s for s in Source}
 _FORMAT = 1
+#: an Identity's fields in order, as a tuple. `dataclasses.astuple` deep-copies every value
+#: and cost a tenth of a plan worker's time.
+_IDENTITY_ROW = attrgetter(*(f.name for f in fields(Identity)))
 
 
 def encode(plan: Plan) -> bytes:
@@ -65,7 +69,7 @@ def encode(plan: Plan) -> bytes:
             plan.ignored,
             plan.rejected.count,
             plan.rejected.reasons,
-            tuple(astuple(identity) for identity in identities),
+            tuple(_IDENTITY_ROW(identity) for identity in identities),
             tuple(effects),
             tuple(claims),
         )
