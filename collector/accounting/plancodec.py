@@ -13,8 +13,8 @@ wrote it (the workers are our own child processes), which is what its format pro
 from __future__ import annotations
 
 import marshal
-from operator import attrgetter
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 from collector import contract as c
