@@ -97,14 +97,12 @@ class _Columns:
         return f"({sql})", params
 
 
-def _metric_filter(db: Backend | None = None, by_team: bool = True) -> tuple[str, list[object]]:
+def _metric_filter(db: Backend, by_team: bool) -> tuple[str, list[object]]:
     """`metric IN (...)`. On SQLite, for rows by actor, written `+metric` so the planner
     walks the primary key, which is in (day, actor, terminal) order: grouping then streams
     and LIMIT stops early, instead of sorting every row of the range through the
     (metric, day) index for every page (seconds per page at 10k users, docs/performance.md)."""
-    column = (
-        "+metric" if db is not None and db.dialect.name == "sqlite" and not by_team else ("metric")
-    )
+    column = "+metric" if db.dialect.name == "sqlite" and not by_team else "metric"
     return f"{column} IN ({','.join('?' * len(REPORT_METRICS))})", list(REPORT_METRICS)
 
 

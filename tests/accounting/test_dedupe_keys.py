@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from typing import Any
 
 from collector.accounting.claims import DEDUPE_KINDS, dedupe_key, legacy_dedupe_key
 from collector.accounting.engine import Accountant, event_key
@@ -20,52 +21,47 @@ from collector.model import Temporality
 from tests.replay import captured
 
 
-def _bodies(signal: str) -> list[bytes]:
-    bodies = []
+def _guards(signal: Signal) -> list[tuple[Any, bytes]]:
+    """(decoded point or event, its claim's guard) for every captured http-protobuf request
+    of `signal`: plans keep the batch's order, one claim per record."""
+    accountant = Accountant(IdentityResolver())
+    pairs: list[tuple[Any, bytes]] = []
     for item in captured("http-protobuf"):
-        if item.signal == signal:
-            body = item.body
-            bodies.append(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
-    assert bodies
-    return bodies
+        if item.signal != signal.value:
+            continue
+        body = gzip.decompress(item.body) if item.body[:2] == b"\x1f\x8b" else item.body
+        message = parse_protobuf(signal, body)
+        if signal is Signal.METRICS:
+            batch = decode_metrics(message)
+            records, plan = batch.points, accountant.plan_metrics(batch, None)
+        else:
+            events = decode_logs(message)
+            records, plan = events.events, accountant.plan_logs(events, None)
+        assert plan.rejected.count == 0
+        pairs += zip(records, (claim.guard for claim in plan.claims), strict=True)
+    assert pairs
+    return pairs
 
 
-def _old_delta_key(stream: object, start_ns: int, time_ns: int) -> bytes:
-    """What schema versions 1-3 stored for a delta point."""
-    return (
-        b"D" + hashlib.blake2b(repr((stream, start_ns, time_ns)).encode(), digest_size=16).digest()
-    )
+def _prefix(kind: bytes, time_ns: int) -> bytes:
+    return kind + (time_ns // 10**9).to_bytes(5, "big")
 
 
 def test_delta_point_keys_start_with_their_second_and_keep_the_old_digest() -> None:
-    accountant = Accountant(IdentityResolver())
-    checked = 0
-    for body in _bodies("metrics"):
-        batch = decode_metrics(parse_protobuf(Signal.METRICS, body))
-        plan = accountant.plan_metrics(batch, None)
-        for point, claim in zip(batch.points, plan.claims, strict=True):
-            assert point.temporality == Temporality.DELTA  # the captures are delta
-            second = point.time_ns // 10**9
-            assert claim.guard[:6] == b"D" + second.to_bytes(5, "big")
-            assert legacy_dedupe_key(claim.guard) == _old_delta_key(
-                point.stream, point.start_ns, point.time_ns
-            )
-            checked += 1
-    assert checked > 0
+    for point, guard in _guards(Signal.METRICS):
+        assert point.temporality == Temporality.DELTA  # the captures are delta
+        assert guard[:6] == _prefix(b"D", point.time_ns)
+        # what schema versions 1-3 stored for a delta point
+        old = hashlib.blake2b(
+            repr((point.stream, point.start_ns, point.time_ns)).encode(), digest_size=16
+        )
+        assert legacy_dedupe_key(guard) == b"D" + old.digest()
 
 
 def test_event_keys_start_with_their_second_and_keep_the_old_digest() -> None:
-    accountant = Accountant(IdentityResolver())
-    checked = 0
-    for body in _bodies("logs"):
-        batch = decode_logs(parse_protobuf(Signal.LOGS, body))
-        plan = accountant.plan_logs(batch, None)
-        assert plan.rejected.count == 0
-        for event, claim in zip(batch.events, plan.claims, strict=True):
-            assert claim.guard[:6] == b"E" + (event.time_ns // 10**9).to_bytes(5, "big")
-            assert legacy_dedupe_key(claim.guard) == b"E" + event_key(event)
-            checked += 1
-    assert checked > 0
+    for event, guard in _guards(Signal.LOGS):
+        assert guard[:6] == _prefix(b"E", event.time_ns)
+        assert legacy_dedupe_key(guard) == b"E" + event_key(event)
 
 
 def test_keys_sort_by_time_first() -> None:
